@@ -1,0 +1,29 @@
+//! `serve_host ADDRESS`: links the timer library and lets it serve itself,
+//! through the same C entry point (`my_timer_serve`) any other host calls.
+
+use std::ffi::CString;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Serve the timer library's procs over a CBOR socket until SIGTERM or Ctrl-C.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request."
+)]
+struct Args {
+    /// Where to listen: tcp:HOST:PORT (port 0 picks a free port) or unix:PATH.
+    address: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let Ok(address) = CString::new(args.address) else {
+        eprintln!("serve_host: the address must not contain a NUL byte");
+        return ExitCode::from(2);
+    };
+    // SAFETY: `address` is a valid NUL-terminated string for the whole call.
+    let status = unsafe { my_timer::my_timer_serve(address.as_ptr()) };
+    ExitCode::from(u8::try_from(status).unwrap_or(1))
+}

@@ -1,0 +1,68 @@
+//! # rpc-core
+//!
+//! A generic RPC runtime: async functions marked [`remote`] become callable
+//! over CBOR-framed TCP or unix sockets, by name, from any language. It knows
+//! nothing of the libraries that use it.
+//!
+//! ```text
+//! client ──frames──▶ server::Connection ──Registry::call──▶ #[remote] async fn
+//! ```
+//!
+//! # Layout
+//!
+//! - [`codec`]: the frame codec (`[u32 len][method][u32 len][payload]` in,
+//!   `[i32 status][u32 len][body]` out) with its size limit;
+//! - [`cbor`]: strict CBOR decoding that names the offending field, and encoding;
+//! - [`address`]: `tcp:HOST:PORT` and `unix:PATH`;
+//! - [`registry`]: the table of methods filled by `#[remote]` through
+//!   `inventory`, the [`Context`] handlers borrow, and the [`Reply`] they give;
+//! - [`server`] (feature `server`): listeners, the accept loop, connections,
+//!   graceful shutdown;
+//! - [`Error`]: the one error type.
+//!
+//! # Example
+//!
+//! ```
+//! use rpc_core::remote;
+//!
+//! pub struct Greeter { greeting: String }
+//!
+//! /// Greets `name` with the greeter's greeting.
+//! #[remote]
+//! pub async fn greet(greeter: &Greeter, name: String) -> String {
+//!     format!("{}, {name}", greeter.greeting)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // Local callers call the function directly: no serialisation.
+//! let greeter = Greeter { greeting: "hello".into() };
+//! assert_eq!(greet(&greeter, "ada".into()).await, "hello, ada");
+//!
+//! // Remote callers reach it by name through the registry.
+//! let ctx = rpc_core::Context::new().with(greeter);
+//! let registry = rpc_core::Registry::global().unwrap();
+//! let payload = rpc_core::cbor::to_vec(&std::collections::BTreeMap::from([("name", "bob")])).unwrap();
+//! let (_, call) = registry.call(&ctx, b"greet", &payload);
+//! let rpc_core::registry::Call::Pending(future) = call else { panic!() };
+//! let reply = future.await;
+//! assert_eq!(rpc_core::cbor::from_slice::<String>(&reply.body).unwrap(), "hello, bob");
+//! # }
+//! ```
+
+pub mod address;
+pub mod cbor;
+pub mod codec;
+mod error;
+pub mod registry;
+#[cfg(feature = "server")]
+pub mod server;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use address::Address;
+pub use error::Error;
+pub use registry::{Context, Method, Registry, Reply};
+/// Marks an `async fn` as callable remotely; see the crate docs.
+pub use rpc_macros::remote;

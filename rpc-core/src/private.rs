@@ -1,0 +1,54 @@
+//! Support for the code `#[remote]` generates. Not a public API.
+
+use std::fmt::Display;
+
+pub use inventory;
+pub use serde;
+
+use crate::registry::Reply;
+
+/// Decodes a payload into the generated arguments struct, or the status 1
+/// reply that says which field was wrong and how.
+pub fn decode_args<T: serde::de::DeserializeOwned>(
+    method: &str,
+    payload: &[u8],
+) -> Result<T, Reply> {
+    crate::cbor::from_slice(payload)
+        .map_err(|e| Reply::error(format!("{method}: invalid arguments: {e}")))
+}
+
+/// Encodes a function's return value as a status 0 reply.
+pub fn encode_ok<T: serde::Serialize>(method: &str, value: &T) -> Reply {
+    match crate::cbor::to_vec(value) {
+        Ok(body) => Reply::ok(body),
+        Err(e) => Reply::error(format!(
+            "{method}: internal error: cannot encode the reply: {e}"
+        )),
+    }
+}
+
+/// A function's `Result`: `Ok` is encoded, `Err` becomes its `Display` text.
+pub trait RemoteResult {
+    /// The success type.
+    type Ok: serde::Serialize;
+    /// The error type, shown byte for byte as a status 1 text.
+    type Err: Display;
+    /// Converts into a plain `Result`.
+    fn into_result(self) -> Result<Self::Ok, Self::Err>;
+}
+
+impl<T: serde::Serialize, E: Display> RemoteResult for Result<T, E> {
+    type Ok = T;
+    type Err = E;
+    fn into_result(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// The reply of a function returning a `Result`.
+pub fn encode_result<R: RemoteResult>(method: &str, ret: R) -> Reply {
+    match ret.into_result() {
+        Ok(value) => encode_ok(method, &value),
+        Err(e) => Reply::error(e.to_string()),
+    }
+}

@@ -1,0 +1,681 @@
+//! The socket server: one accept loop for TCP and unix sockets, one task per
+//! connection, handlers of a connection running concurrently with replies
+//! written in request order, and a graceful drain on shutdown.
+//!
+//! # Layout
+//!
+//! - [`Listener`] binds an [`Address`] and accepts [`Stream`]s of either kind;
+//! - [`Server`] owns the registry, the context and the [`Config`], and runs
+//!   the accept loop until its shutdown future resolves;
+//! - `Connection` (private) is the per-connection state machine: read and
+//!   decode frames, start calls, collect replies in order, batch writes.
+
+use std::future::{poll_fn, Future};
+use std::io;
+#[cfg(unix)]
+use std::path::PathBuf;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use futures_util::stream::{FuturesOrdered, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Sleep;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tracing::{debug, error, info, warn, Span};
+
+use crate::codec::{encode_response, RequestCodec, DEFAULT_MAX_FRAME};
+use crate::registry::{panic_reply, Call, CallFuture, Context, Registry, Reply};
+use crate::{Address, Error};
+
+/// Limits of a server. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request (method name plus payload) in bytes; a larger header
+    /// closes the connection after the replies owed are written.
+    /// Default [`DEFAULT_MAX_FRAME`] (4 MiB).
+    pub max_frame: usize,
+    /// Requests of one connection running at once; at the bound the server
+    /// stops reading from that connection until a reply is ready. Default 128.
+    pub max_in_flight: usize,
+    /// Unsent reply bytes of one connection above which the server stops
+    /// reading from it (a client that does not read its replies). Default 1 MiB.
+    pub max_write_backlog: usize,
+    /// Connections served at once; further clients wait in the accept
+    /// backlog until one closes. Default 16384.
+    pub max_connections: usize,
+    /// Close a connection that has sent nothing and has nothing in flight for
+    /// this long. Default `None` (never): the contract has no idle rule.
+    pub idle_timeout: Option<Duration>,
+    /// How long a shutdown waits for connections to answer what they have
+    /// read before aborting them. Default 30 s.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_in_flight: 128,
+            max_write_backlog: 1024 * 1024,
+            max_connections: 16384,
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+const READ_CHUNK: usize = 8 * 1024;
+/// How long a connection closed for a protocol error keeps discarding what
+/// the peer still sends, so that closing does not reset the replies it owes.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A bound listening socket, TCP or unix.
+///
+/// A unix listener removes its socket file when dropped.
+#[derive(Debug)]
+pub struct Listener {
+    inner: ListenerInner,
+    local: Address,
+}
+
+#[derive(Debug)]
+enum ListenerInner {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    /// Binds `address`. A stale file at a unix path is removed first; a
+    /// directory there is an error. TCP port 0 picks a free port.
+    pub async fn bind(address: &Address) -> Result<Self, Error> {
+        let bind_err = |source| Error::Bind {
+            address: address.to_string(),
+            source,
+        };
+        match address {
+            Address::Tcp { .. } => {
+                let host_port = address.host_port().unwrap_or_default();
+                let mut last =
+                    io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
+                for addr in tokio::net::lookup_host(&host_port)
+                    .await
+                    .map_err(bind_err)?
+                {
+                    match bind_tcp(addr) {
+                        Ok(listener) => {
+                            let local =
+                                Address::from_socket_addr(listener.local_addr().map_err(bind_err)?);
+                            return Ok(Listener {
+                                inner: ListenerInner::Tcp(listener),
+                                local,
+                            });
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(bind_err(last))
+            }
+            #[cfg(unix)]
+            Address::Unix(path) => {
+                match std::fs::symlink_metadata(path) {
+                    Ok(meta) if meta.is_dir() => {
+                        return Err(Error::UnixPathIsDirectory(path.clone()))
+                    }
+                    Ok(_) => std::fs::remove_file(path).map_err(bind_err)?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(bind_err(e)),
+                }
+                let listener = UnixListener::bind(path).map_err(bind_err)?;
+                Ok(Listener {
+                    inner: ListenerInner::Unix(listener, path.clone()),
+                    local: address.clone(),
+                })
+            }
+            #[cfg(not(unix))]
+            Address::Unix(_) => Err(Error::UnixUnsupported(address.to_string())),
+        }
+    }
+
+    /// The bound address, with the real port when port 0 was asked for.
+    pub fn local_address(&self) -> &Address {
+        &self.local
+    }
+
+    /// Accepts one connection, with `TCP_NODELAY` set on TCP.
+    pub async fn accept(&self) -> io::Result<Stream> {
+        match &self.inner {
+            ListenerInner::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+            #[cfg(unix)]
+            ListenerInner::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Stream::Unix(stream))
+            }
+        }
+    }
+}
+
+fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    // A deep backlog: clients over the connection limit wait here.
+    socket.listen(4096)
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let ListenerInner::Unix(_, path) = &self.inner {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// An accepted connection, TCP or unix.
+#[derive(Debug)]
+pub enum Stream {
+    /// A TCP connection.
+    Tcp(TcpStream),
+    /// A unix socket connection.
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn poll_read_ready(&self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(s) => s.poll_read_ready(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.poll_read_ready(cx),
+        }
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.try_read_buf(buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.try_read_buf(buf),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(unix)]
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A server: the registry of methods, the context they borrow, and limits.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rpc_core::Error> {
+/// use rpc_core::server::{shutdown_signal, Listener, Server};
+/// let server = Server::new(rpc_core::Context::new())?;
+/// let listener = Listener::bind(&"tcp:127.0.0.1:0".parse()?).await?;
+/// println!("listening on {}", listener.local_address());
+/// server.serve(listener, shutdown_signal()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    registry: &'static Registry,
+    context: Context,
+    config: Config,
+}
+
+#[derive(Debug)]
+struct Shared {
+    registry: &'static Registry,
+    context: Context,
+    config: Config,
+}
+
+impl Server {
+    /// A server for every `#[remote]` function in the program, with default
+    /// limits. Fails if two functions share a wire name.
+    pub fn new(context: Context) -> Result<Self, Error> {
+        Ok(Self::with_registry(Registry::global()?, context))
+    }
+
+    /// A server for the methods of `registry`.
+    pub fn with_registry(registry: &'static Registry, context: Context) -> Self {
+        Server {
+            registry,
+            context,
+            config: Config::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then stops accepting,
+    /// stops reading, answers every request already read (for at most
+    /// [`Config::drain_timeout`]) and returns. A unix socket file is removed
+    /// when the listener is dropped on return.
+    pub async fn serve(
+        self,
+        listener: Listener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let shared = Arc::new(Shared {
+            registry: self.registry,
+            context: self.context,
+            config: self.config,
+        });
+        let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+        let stop = CancellationToken::new();
+        let mut connections = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        info!(address = %listener.local_address(), "serving");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                permit = Arc::clone(&limit).acquire_owned() => {
+                    let Ok(permit) = permit else { break };
+                    let stream = tokio::select! {
+                        _ = &mut shutdown => break,
+                        accepted = listener.accept() => accepted,
+                    };
+                    match stream {
+                        Ok(stream) => {
+                            let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
+                            connections.spawn(async move {
+                                conn.run().await;
+                                drop(permit);
+                            });
+                        }
+                        Err(e) => accept_error(e).await,
+                    }
+                }
+            }
+        }
+        info!(
+            connections = connections.len(),
+            "shutting down: draining connections"
+        );
+        drop(listener);
+        stop.cancel();
+        let drained = tokio::time::timeout(shared.config.drain_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                connections = connections.len(),
+                "drain timed out: aborting connections"
+            );
+            connections.shutdown().await;
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+async fn accept_error(e: io::Error) {
+    // Per-connection failures (reset before accept) cost nothing; running out
+    // of descriptors or memory is retried after a pause instead of spinning.
+    match e.kind() {
+        io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::Interrupted => {
+            debug!(error = %e, "accept failed")
+        }
+        _ => {
+            error!(error = %e, "accept failed; retrying in 100 ms");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Resolves on Ctrl-C, or on SIGTERM on unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    info!("shutdown requested");
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Reading and decoding.
+    Open,
+    /// Shutdown: decode what is buffered, read nothing more.
+    Draining,
+    /// Nothing more will be decoded.
+    Done,
+}
+
+struct Connection {
+    id: u64,
+    io: Stream,
+    shared: Arc<Shared>,
+    codec: RequestCodec,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    in_flight: FuturesOrdered<InFlight>,
+    reading: Reading,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    idle: Option<Pin<Box<Sleep>>>,
+    /// Closed for a protocol error: discard what the peer still sends.
+    linger: bool,
+}
+
+impl Connection {
+    fn new(io: Stream, shared: Arc<Shared>, stop: CancellationToken) -> Self {
+        let config = &shared.config;
+        Connection {
+            id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
+            io,
+            codec: RequestCodec::new(config.max_frame),
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            in_flight: FuturesOrdered::new(),
+            reading: Reading::Open,
+            stop: Box::pin(stop.cancelled_owned()),
+            idle: config.idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
+            linger: false,
+            shared,
+        }
+    }
+
+    async fn run(mut self) {
+        debug!(conn = self.id, "connection opened");
+        match poll_fn(|cx| self.poll_run(cx)).await {
+            Ok(()) => debug!(conn = self.id, "connection closed"),
+            Err(e) => debug!(conn = self.id, error = %e, "connection failed"),
+        }
+        if self.linger {
+            let _ = tokio::time::timeout(LINGER, discard(&mut self.io)).await;
+        }
+    }
+
+    fn poll_run(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let mut progress = false;
+            if self.reading == Reading::Open && self.stop.as_mut().poll(cx).is_ready() {
+                self.reading = Reading::Draining;
+            }
+            if self.poll_idle(cx) {
+                debug!(conn = self.id, "idle timeout");
+                self.reading = Reading::Done;
+            }
+            progress |= self.read_requests(cx)?;
+            while let Poll::Ready(Some(reply)) = self.in_flight.poll_next_unpin(cx) {
+                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                progress = true;
+            }
+            while !self.wbuf.is_empty() {
+                match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => {
+                        self.wbuf.advance(n);
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => break,
+                }
+            }
+            if self.reading == Reading::Done && self.in_flight.is_empty() && self.wbuf.is_empty() {
+                // Release the buffers before the (possibly lingering) close.
+                self.rbuf = BytesMut::new();
+                self.wbuf = BytesMut::new();
+                ready!(Pin::new(&mut self.io).poll_shutdown(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Decodes and starts every buffered request the limits allow, reading
+    /// more from the socket when the buffer holds no whole frame.
+    fn read_requests(&mut self, cx: &mut TaskContext<'_>) -> io::Result<bool> {
+        let mut progress = false;
+        let config = &self.shared.config;
+        let (max_in_flight, max_write_backlog, idle_timeout) = (
+            config.max_in_flight,
+            config.max_write_backlog,
+            config.idle_timeout,
+        );
+        while self.reading != Reading::Done
+            && self.in_flight.len() < max_in_flight
+            && self.wbuf.len() < max_write_backlog
+        {
+            match self.codec.decode(&mut self.rbuf) {
+                Ok(Some(request)) => {
+                    self.start(&request.method, &request.payload);
+                    progress = true;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(conn = self.id, error = %e, "closing connection");
+                    self.reading = Reading::Done;
+                    self.linger = true;
+                    break;
+                }
+            }
+            if self.reading == Reading::Draining {
+                self.reading = Reading::Done;
+                break;
+            }
+            // Wait for readiness before reserving, so that an idle connection
+            // holds no read buffer.
+            match self.io.poll_read_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(())) => {}
+            }
+            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+                self.rbuf.reserve(READ_CHUNK);
+            }
+            match self.io.try_read_buf(&mut self.rbuf) {
+                Ok(0) => {
+                    if !self.rbuf.is_empty() {
+                        debug!(
+                            conn = self.id,
+                            bytes = self.rbuf.len(),
+                            "peer closed mid-frame"
+                        );
+                    }
+                    self.reading = Reading::Done;
+                }
+                Ok(_) => {
+                    progress = true;
+                    if let (Some(idle), Some(timeout)) = (&mut self.idle, idle_timeout) {
+                        idle.as_mut().reset(tokio::time::Instant::now() + timeout);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(progress)
+    }
+
+    fn poll_idle(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let busy = !self.in_flight.is_empty() || !self.wbuf.is_empty();
+        match (&mut self.idle, self.shared.config.idle_timeout) {
+            (Some(idle), Some(timeout)) if self.reading == Reading::Open => {
+                if busy {
+                    idle.as_mut().reset(tokio::time::Instant::now() + timeout);
+                    false
+                } else {
+                    idle.as_mut().poll(cx).is_ready()
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn start(&mut self, name: &[u8], payload: &[u8]) {
+        let shared = &self.shared;
+        let (method, call) = shared.registry.call(&shared.context, name, payload);
+        let method = method.map_or("", |m| m.name);
+        let span = tracing::debug_span!(
+            "request",
+            method = %String::from_utf8_lossy(name),
+            conn = self.id,
+            status = tracing::field::Empty,
+            micros = tracing::field::Empty,
+        );
+        let started = (!span.is_disabled()).then(Instant::now);
+        let state = match call {
+            Call::Ready(reply) => State::Ready(Some(reply)),
+            Call::Pending(future) => State::Running(future),
+        };
+        self.in_flight.push_back(InFlight {
+            method,
+            state,
+            span,
+            started,
+        });
+    }
+}
+
+/// Reads and drops whatever the peer still sends, until it closes.
+async fn discard(io: &mut Stream) {
+    let mut sink = [0u8; 8192];
+    loop {
+        let mut buf = ReadBuf::new(&mut sink);
+        match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf)).await {
+            Ok(()) if !buf.filled().is_empty() => {}
+            _ => return,
+        }
+    }
+}
+
+/// One request of a connection, from decode to reply.
+struct InFlight {
+    method: &'static str,
+    state: State,
+    span: Span,
+    started: Option<Instant>,
+}
+
+enum State {
+    Ready(Option<Reply>),
+    Running(CallFuture),
+}
+
+impl Future for InFlight {
+    type Output = Reply;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Reply> {
+        let this = self.get_mut();
+        let reply = match &mut this.state {
+            State::Ready(reply) => reply
+                .take()
+                .unwrap_or_else(|| Reply::error("internal error: reply taken twice")),
+            State::Running(future) => {
+                let _entered = this.span.enter();
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    future.as_mut().poll(cx)
+                })) {
+                    Ok(Poll::Ready(reply)) => reply,
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Err(panic) => {
+                        let reply = panic_reply(this.method, panic);
+                        this.state = State::Ready(None);
+                        reply
+                    }
+                }
+            }
+        };
+        if let Some(started) = this.started {
+            let micros = started.elapsed().as_micros() as u64;
+            this.span.record("status", reply.status);
+            this.span.record("micros", micros);
+            debug!(parent: &this.span, status = reply.status, micros, "reply");
+        }
+        Poll::Ready(reply)
+    }
+}
