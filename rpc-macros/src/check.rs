@@ -49,10 +49,18 @@ pub(crate) fn function(options: &Options, function: &ItemFn) -> syn::Result<Remo
             "`#[remote]` functions must be `async`",
         ));
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    if !sig.generics.params.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
             "`#[remote]` functions cannot be generic: the server needs one concrete signature",
+        ));
+    }
+    // Checked apart: `Generics` prints without its where clause, so an error
+    // spanned on it alone would point at the attribute.
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.push(syn::Error::new_spanned(
+            where_clause,
+            "`#[remote]` functions cannot have a `where` clause: the server needs one concrete signature",
         ));
     }
     if let Some(variadic) = &sig.variadic {

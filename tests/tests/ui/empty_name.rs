@@ -1,0 +1,8 @@
+use rpc_core::remote;
+
+#[remote(name = "")]
+async fn version() -> String {
+    String::new()
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use rpc_core::remote;
+
+#[remote]
+async fn add((a, b): (i64, i64)) -> i64 {
+    a + b
+}
+
+fn main() {}
