@@ -74,8 +74,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
             let path = FAILED_AT
                 .with(|at| at.borrow_mut().take())
                 .unwrap_or_default();
+            // "." is the top level; "?" a map key that could not be read.
+            let path = match path.as_str() {
+                "." | "?" => "",
+                other => other.strip_suffix(".?").unwrap_or(other),
+            };
             Err(DecodeError {
-                path: if path == "." { String::new() } else { path },
+                path: path.to_owned(),
                 message: describe(e, bytes.len()),
             })
         }

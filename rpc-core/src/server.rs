@@ -607,7 +607,10 @@ impl Connection {
             status = tracing::field::Empty,
             micros = tracing::field::Empty,
         );
-        let started = (!span.is_disabled()).then(Instant::now);
+        let started = (!span.is_disabled()).then(|| {
+            debug!(parent: &span, "request started");
+            Instant::now()
+        });
         let state = match call {
             Call::Ready(reply) => State::Ready(Some(reply)),
             Call::Pending(future) => State::Running(future),

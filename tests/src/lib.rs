@@ -1,1 +1,361 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for the end-to-end tests: build and spawn the real binaries, and
+//! a blocking client that speaks the frame format from the contract alone.
+//!
+//! # Layout
+//!
+//! - [`binary`]: the path of a workspace binary, built once per test process;
+//! - [`ServerProcess`]: a spawned `serve_host`, its address, its log lines;
+//! - [`Conn`]: a blocking connection with raw frame access;
+//! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use ciborium::Value;
+
+/// How long any single wait in a test may take before it fails: a guard
+/// against hangs, never a synchronisation.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The path of a binary of the workspace, built (debug profile) once per test
+/// process so that the tests never run a stale one.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build", "--quiet", "-p", "examples", "-p", "client", "--bins",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the binaries failed");
+        target_dir().join("debug")
+    });
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The cargo target directory (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// A spawned `serve_host`, killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// The address it listens on, with the real port.
+    pub address: String,
+    logs: Receiver<String>,
+    _stdout: BufReader<ChildStdout>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl ServerProcess {
+    /// Starts `serve_host ADDRESS` with `RUST_LOG=rpc_core=debug` and waits
+    /// for its `listening on` line.
+    pub fn start(address: &str) -> Self {
+        Self::start_in(address, None)
+    }
+
+    /// A server on a free TCP port of 127.0.0.1.
+    pub fn tcp() -> Self {
+        Self::start("tcp:127.0.0.1:0")
+    }
+
+    /// A server on a unix socket in a fresh temporary directory.
+    #[cfg(unix)]
+    pub fn unix() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let address = format!("unix:{}", dir.path().join("timer.sock").display());
+        Self::start_in(&address, Some(dir))
+    }
+
+    fn start_in(address: &str, dir: Option<tempfile::TempDir>) -> Self {
+        let mut child = Command::new(binary("serve_host"))
+            .arg(address)
+            .env("RUST_LOG", "rpc_core=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve_host starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let logs = forward_lines(child.stderr.take().expect("piped stderr"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("serve_host prints a line");
+        let address = line
+            .trim_end()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}: {:?}", drain(&logs)))
+            .to_owned();
+        ServerProcess {
+            child,
+            address,
+            logs,
+            _stdout: stdout,
+            _dir: dir,
+        }
+    }
+
+    /// A new connection to the server.
+    pub fn connect(&self) -> Conn {
+        Conn::connect(&self.address)
+    }
+
+    /// Waits until a log line (stderr) contains every one of `needles`, and returns it.
+    pub fn wait_for_log(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match self
+                .logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) if needles.iter().all(|n| line.contains(n)) => return line,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no log line with {needles:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server exited before logging {needles:?}")
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    #[cfg(unix)]
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        self.wait()
+    }
+
+    /// Waits for the process to exit (at most [`PATIENCE`]).
+    pub fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve_host did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[serve_host] {line}");
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn drain(rx: &Receiver<String>) -> Vec<String> {
+    rx.try_iter().collect()
+}
+
+/// Runs a program to completion and returns its exit status, stdout and stderr.
+pub fn run(program: &Path, args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("program runs");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+/// A blocking connection speaking raw frames.
+pub struct Conn {
+    stream: Stream,
+}
+
+impl Conn {
+    /// Connects to `tcp:HOST:PORT` or `unix:PATH`, with reads and writes
+    /// bounded by [`PATIENCE`].
+    pub fn connect(address: &str) -> Conn {
+        let stream = if let Some(host_port) = address.strip_prefix("tcp:") {
+            let s = TcpStream::connect(host_port).expect("tcp connect");
+            s.set_nodelay(true).expect("nodelay");
+            s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+            s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+            Stream::Tcp(s)
+        } else {
+            #[cfg(unix)]
+            {
+                let path = address
+                    .strip_prefix("unix:")
+                    .expect("tcp: or unix: address");
+                let s = UnixStream::connect(path).expect("unix connect");
+                s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+                Stream::Unix(s)
+            }
+            #[cfg(not(unix))]
+            panic!("unix addresses need a unix platform: {address}")
+        };
+        Conn { stream }
+    }
+
+    fn io(&mut self) -> &mut dyn ReadWrite {
+        match &mut self.stream {
+            Stream::Tcp(s) => s,
+            #[cfg(unix)]
+            Stream::Unix(s) => s,
+        }
+    }
+
+    /// Writes raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.io().write_all(bytes).expect("write");
+    }
+
+    /// Writes one request frame.
+    pub fn send(&mut self, method: &[u8], payload: &[u8]) {
+        self.send_raw(&frame(method, payload));
+    }
+
+    /// Reads one response frame: status and body.
+    pub fn recv(&mut self) -> (i32, Vec<u8>) {
+        let mut head = [0u8; 8];
+        self.io().read_exact(&mut head).expect("read reply header");
+        let status = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let mut body = vec![0; len];
+        self.io().read_exact(&mut body).expect("read reply body");
+        (status, body)
+    }
+
+    /// One round trip with a raw payload.
+    pub fn call_raw(&mut self, method: &[u8], payload: &[u8]) -> (i32, Vec<u8>) {
+        self.send(method, payload);
+        self.recv()
+    }
+
+    /// One round trip: the decoded CBOR of status 0, or the text of status 1.
+    pub fn call(&mut self, method: &str, payload: &Value) -> Result<Value, String> {
+        match self.call_raw(method.as_bytes(), &cbor(payload)) {
+            (0, body) => Ok(decode(&body)),
+            (1, body) => Err(String::from_utf8(body).expect("error text is UTF-8")),
+            (status, body) => panic!("unexpected status {status}: {body:?}"),
+        }
+    }
+
+    /// Asserts the server closed the connection (end of stream, or reset).
+    pub fn expect_closed(&mut self) {
+        let mut byte = [0u8; 1];
+        match self.io().read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("expected the connection to be closed, got data"),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected the connection to be closed: {e}"),
+        }
+    }
+
+    /// Closes the writing half (the server sees end of stream).
+    pub fn shutdown_write(&mut self) {
+        match &mut self.stream {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write).expect("shutdown"),
+            #[cfg(unix)]
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write).expect("shutdown"),
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// One request frame.
+pub fn frame(method: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + method.len() + payload.len());
+    out.extend_from_slice(&(method.len() as u32).to_be_bytes());
+    out.extend_from_slice(method);
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Encodes a CBOR value (definite lengths).
+pub fn cbor(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(value, &mut out).expect("encodes");
+    out
+}
+
+/// Decodes exactly one CBOR value.
+pub fn decode(bytes: &[u8]) -> Value {
+    let mut rest = bytes;
+    let value = ciborium::de::from_reader(&mut rest).expect("valid CBOR");
+    assert!(rest.is_empty(), "trailing bytes after the CBOR item");
+    value
+}
+
+/// A CBOR map with text keys, in the given order.
+pub fn map<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::Text(k.into()), v))
+            .collect(),
+    )
+}
+
+/// A CBOR array of text values.
+pub fn texts(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|s| Value::Text((*s).into())).collect())
+}
+
+/// The `{"req": {"message": m, "delayMs": d}}` payload of `echo`.
+pub fn echo_args(message: &str, delay_ms: i64) -> Value {
+    map([(
+        "req",
+        map([("message", message.into()), ("delayMs", delay_ms.into())]),
+    )])
+}
