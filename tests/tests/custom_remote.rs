@@ -22,7 +22,8 @@ pub async fn add(counter: &Counter, amount: i64) -> i64 {
 /// Divides, refusing zero.
 #[remote(name = "math.div")]
 pub async fn div(a: i64, b: i64) -> Result<i64, String> {
-    a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by {b}"))
+    a.checked_div(b)
+        .ok_or_else(|| format!("cannot divide {a} by {b}"))
 }
 
 /// Always panics.
@@ -49,7 +50,9 @@ impl InProcess {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
                 let server = Server::new(context).unwrap().with_config(config);
-                let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
                 ready_tx.send(listener.local_address().to_string()).unwrap();
                 server
                     .serve(listener, async {
@@ -59,7 +62,11 @@ impl InProcess {
                     .unwrap();
             });
         });
-        InProcess { address: ready_rx.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+        InProcess {
+            address: ready_rx.recv().unwrap(),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 }
 
@@ -77,7 +84,11 @@ fn the_registry_holds_every_linked_function() {
     // Naming the timer crate links it, and its procs register with ours.
     let _ = my_timer::VERSION;
     let registry = Registry::global().unwrap();
-    let names: Vec<_> = registry.methods().iter().map(|m| (m.name, m.params)).collect();
+    let names: Vec<_> = registry
+        .methods()
+        .iter()
+        .map(|m| (m.name, m.params))
+        .collect();
     assert_eq!(
         names,
         [
@@ -90,31 +101,67 @@ fn the_registry_holds_every_linked_function() {
             ("version", &[]),
         ]
     );
-    assert_eq!(registry.get(b"math.div").unwrap().path, "custom_remote::div");
+    assert_eq!(
+        registry.get(b"math.div").unwrap().path,
+        "custom_remote::div"
+    );
 }
 
 #[test]
 fn a_new_function_is_callable_remotely_with_its_context() {
-    let server = InProcess::start(Context::new().with(Counter(AtomicI64::new(40))), Config::default());
+    let server = InProcess::start(
+        Context::new().with(Counter(AtomicI64::new(40))),
+        Config::default(),
+    );
     let mut conn = Conn::connect(&server.address);
-    assert_eq!(conn.call("add", &map([("amount", 2.into())])), Ok(42.into()));
-    assert_eq!(conn.call("add", &map([("amount", (-50).into())])), Ok((-8).into()));
-    assert_eq!(conn.call("math.div", &map([("a", 9.into()), ("b", 2.into())])), Ok(4.into()));
-    assert_eq!(conn.call("math.div", &map([("a", 9.into()), ("b", 0.into())])), Err("cannot divide 9 by 0".into()));
-    assert_eq!(conn.call("div", &map([])), Err("unknown method: div".into()));
+    assert_eq!(
+        conn.call("add", &map([("amount", 2.into())])),
+        Ok(42.into())
+    );
+    assert_eq!(
+        conn.call("add", &map([("amount", (-50).into())])),
+        Ok((-8).into())
+    );
+    assert_eq!(
+        conn.call("math.div", &map([("a", 9.into()), ("b", 2.into())])),
+        Ok(4.into())
+    );
+    assert_eq!(
+        conn.call("math.div", &map([("a", 9.into()), ("b", 0.into())])),
+        Err("cannot divide 9 by 0".into())
+    );
+    assert_eq!(
+        conn.call("div", &map([])),
+        Err("unknown method: div".into())
+    );
     // The timer's procs are served by the same generic server.
-    assert_eq!(conn.call("version", &map([])), Ok("nim-timer v0.1.0".into()));
+    assert_eq!(
+        conn.call("version", &map([])),
+        Ok("nim-timer v0.1.0".into())
+    );
 }
 
 #[test]
 fn a_panicking_handler_answers_status_1_and_the_server_goes_on() {
     let server = InProcess::start(Context::new(), Config::default());
     let mut conn = Conn::connect(&server.address);
-    assert_eq!(conn.call("boom", &map([])), Err("boom: internal error: kaboom".into()));
+    assert_eq!(
+        conn.call("boom", &map([])),
+        Err("boom: internal error: kaboom".into())
+    );
     // A panic after the first poll, too.
-    assert_eq!(conn.call("boom", &map([("after", 1.into())])), Err("boom: internal error: kaboom".into()));
-    assert_eq!(conn.call("math.div", &map([("a", 1.into()), ("b", 1.into())])), Ok(1.into()));
-    assert_eq!(Conn::connect(&server.address).call("version", &map([])), Ok("nim-timer v0.1.0".into()));
+    assert_eq!(
+        conn.call("boom", &map([("after", 1.into())])),
+        Err("boom: internal error: kaboom".into())
+    );
+    assert_eq!(
+        conn.call("math.div", &map([("a", 1.into()), ("b", 1.into())])),
+        Ok(1.into())
+    );
+    assert_eq!(
+        Conn::connect(&server.address).call("version", &map([])),
+        Ok("nim-timer v0.1.0".into())
+    );
 }
 
 #[test]
@@ -123,7 +170,10 @@ fn a_missing_context_is_an_internal_error_not_a_crash() {
     let mut conn = Conn::connect(&server.address);
     assert_eq!(
         conn.call("add", &map([("amount", 1.into())])),
-        Err("add: internal error: the server holds no context of type custom_remote::Counter".into())
+        Err(
+            "add: internal error: the server holds no context of type custom_remote::Counter"
+                .into()
+        )
     );
     assert_eq!(
         conn.call("echo", &tests::echo_args("x", 0)),
@@ -133,7 +183,10 @@ fn a_missing_context_is_an_internal_error_not_a_crash() {
 
 #[test]
 fn the_in_flight_bound_pauses_reading_instead_of_failing() {
-    let config = Config { max_in_flight: 1, ..Config::default() };
+    let config = Config {
+        max_in_flight: 1,
+        ..Config::default()
+    };
     let server = InProcess::start(Context::new().with(Counter(AtomicI64::new(0))), config);
     let mut conn = Conn::connect(&server.address);
     let mut batch = Vec::new();
@@ -144,5 +197,8 @@ fn the_in_flight_bound_pauses_reading_instead_of_failing() {
     for total in 1..=200 {
         assert_eq!(conn.recv(), (0, cbor(&Value::from(total))));
     }
-    assert_eq!(decode(&conn.call_raw(b"version", &[0xa0]).1), Value::from("nim-timer v0.1.0"));
+    assert_eq!(
+        decode(&conn.call_raw(b"version", &[0xa0]).1),
+        Value::from("nim-timer v0.1.0")
+    );
 }
