@@ -63,27 +63,44 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Tracked<T> {
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut rest = bytes;
-    FAILED_AT.with(|at| at.borrow_mut().take());
-    match ciborium::de::from_reader::<Tracked<T>, _>(&mut rest) {
-        Ok(Tracked(value)) if rest.is_empty() => Ok(value),
+    // ciborium's default scratch is 4 KiB zeroed per call; texts longer than
+    // this one are decoded in chunks instead.
+    let mut scratch = [0u8; 256];
+    match ciborium::de::from_reader_with_buffer::<T, _>(&mut rest, &mut scratch) {
+        Ok(value) if rest.is_empty() => Ok(value),
         Ok(_) => Err(DecodeError {
             path: String::new(),
             message: format!("{} unexpected bytes after the CBOR item", rest.len()),
         }),
-        Err(e) => {
-            let path = FAILED_AT
-                .with(|at| at.borrow_mut().take())
-                .unwrap_or_default();
-            // "." is the top level; "?" a map key that could not be read.
-            let path = match path.as_str() {
-                "." | "?" => "",
-                other => other.strip_suffix(".?").unwrap_or(other),
-            };
-            Err(DecodeError {
-                path: path.to_owned(),
-                message: describe(e, bytes.len()),
-            })
+        // Tracking the path costs on every field, so it is paid only on failure.
+        Err(_) => Err(from_slice_tracked::<T>(bytes)),
+    }
+}
+
+/// Decodes `bytes` again, tracking the path, to report where it failed.
+#[cold]
+fn from_slice_tracked<T: DeserializeOwned>(bytes: &[u8]) -> DecodeError {
+    FAILED_AT.with(|at| at.borrow_mut().take());
+    let e = match ciborium::de::from_reader::<Tracked<T>, _>(bytes) {
+        Ok(_) => {
+            return DecodeError {
+                path: String::new(),
+                message: "the payload decodes only when its path is tracked".to_owned(),
+            }
         }
+        Err(e) => e,
+    };
+    let path = FAILED_AT
+        .with(|at| at.borrow_mut().take())
+        .unwrap_or_default();
+    // "." is the top level; "?" a map key that could not be read.
+    let path = match path.as_str() {
+        "." | "?" => "",
+        other => other.strip_suffix(".?").unwrap_or(other),
+    };
+    DecodeError {
+        path: path.to_owned(),
+        message: describe(e, bytes.len()),
     }
 }
 

@@ -15,7 +15,7 @@ use std::io;
 #[cfg(unix)]
 use std::path::PathBuf;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -30,12 +30,14 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, error, info, warn, Span};
 
 use crate::codec::{encode_response, RequestCodec, DEFAULT_MAX_FRAME};
 use crate::registry::{panic_reply, Call, CallFuture, Context, Registry, Reply};
 use crate::{Address, Error};
+
 
 /// Limits of a server. Every field has a documented default.
 #[derive(Debug, Clone)]
@@ -209,14 +211,6 @@ impl Stream {
             Stream::Unix(s) => s.poll_read_ready(cx),
         }
     }
-
-    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.try_read_buf(buf),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.try_read_buf(buf),
-        }
-    }
 }
 
 impl AsyncRead for Stream {
@@ -286,6 +280,9 @@ struct Shared {
     registry: &'static Registry,
     context: Context,
     config: Config,
+    /// Set before the stop token is cancelled: connections read this flag on
+    /// every turn (the token's own check takes a lock).
+    stopping: AtomicBool,
 }
 
 impl Server {
@@ -328,6 +325,7 @@ impl Server {
             registry: self.registry,
             context: self.context,
             config: self.config,
+            stopping: AtomicBool::new(false),
         });
         let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
         let stop = CancellationToken::new();
@@ -362,6 +360,7 @@ impl Server {
             "shutting down: draining connections"
         );
         drop(listener);
+        shared.stopping.store(true, Ordering::Release);
         stop.cancel();
         let drained = tokio::time::timeout(shared.config.drain_timeout, async {
             while connections.join_next().await.is_some() {}
@@ -441,7 +440,11 @@ struct Connection {
     wbuf: BytesMut,
     in_flight: FuturesOrdered<InFlight>,
     reading: Reading,
-    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Polled once, to register the task for the cancellation wake-up, and
+    /// kept alive; after that `Shared::stopping` is read instead, the waker
+    /// being the task's own.
+    stop_wait: Pin<Box<WaitForCancellationFutureOwned>>,
+    stop_registered: bool,
     idle: Option<Pin<Box<Sleep>>>,
     /// Closed for a protocol error: discard what the peer still sends.
     linger: bool,
@@ -458,7 +461,8 @@ impl Connection {
             wbuf: BytesMut::new(),
             in_flight: FuturesOrdered::new(),
             reading: Reading::Open,
-            stop: Box::pin(stop.cancelled_owned()),
+            stop_wait: Box::pin(stop.cancelled_owned()),
+            stop_registered: false,
             idle: config.idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             linger: false,
             shared,
@@ -479,7 +483,7 @@ impl Connection {
     fn poll_run(&mut self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         loop {
             let mut progress = false;
-            if self.reading == Reading::Open && self.stop.as_mut().poll(cx).is_ready() {
+            if self.reading == Reading::Open && self.stopped(cx) {
                 self.reading = Reading::Draining;
             }
             if self.poll_idle(cx) {
@@ -515,6 +519,14 @@ impl Connection {
         }
     }
 
+    fn stopped(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        if self.stop_registered {
+            return self.shared.stopping.load(Ordering::Acquire);
+        }
+        self.stop_registered = true;
+        self.stop_wait.as_mut().poll(cx).is_ready()
+    }
+
     /// Decodes and starts every buffered request the limits allow, reading
     /// more from the socket when the buffer holds no whole frame.
     fn read_requests(&mut self, cx: &mut TaskContext<'_>) -> io::Result<bool> {
@@ -531,7 +543,7 @@ impl Connection {
         {
             match self.codec.decode(&mut self.rbuf) {
                 Ok(Some(request)) => {
-                    self.start(&request.method, &request.payload);
+                    self.start(cx, &request.method, &request.payload);
                     progress = true;
                     continue;
                 }
@@ -557,8 +569,12 @@ impl Connection {
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
             }
-            match self.io.try_read_buf(&mut self.rbuf) {
-                Ok(0) => {
+            // `poll_read` (not `try_read`): tokio clears readiness after a
+            // short read, which saves a `recv` that would only say EAGAIN.
+            match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(0)) => {
                     if !self.rbuf.is_empty() {
                         debug!(
                             conn = self.id,
@@ -568,14 +584,12 @@ impl Connection {
                     }
                     self.reading = Reading::Done;
                 }
-                Ok(_) => {
+                Poll::Ready(Ok(_)) => {
                     progress = true;
                     if let (Some(idle), Some(timeout)) = (&mut self.idle, idle_timeout) {
                         idle.as_mut().reset(tokio::time::Instant::now() + timeout);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
             }
         }
         Ok(progress)
@@ -596,7 +610,7 @@ impl Connection {
         }
     }
 
-    fn start(&mut self, name: &[u8], payload: &[u8]) {
+    fn start(&mut self, cx: &mut TaskContext<'_>, name: &[u8], payload: &[u8]) {
         let shared = &self.shared;
         let (method, call) = shared.registry.call(&shared.context, name, payload);
         let method = method.map_or("", |m| m.name);
@@ -615,12 +629,21 @@ impl Connection {
             Call::Ready(reply) => State::Ready(Some(reply)),
             Call::Pending(future) => State::Running(future),
         };
-        self.in_flight.push_back(InFlight {
+        let mut in_flight = InFlight {
             method,
             state,
             span,
             started,
-        });
+        };
+        // Most calls finish at their first poll: with nothing owed before
+        // them, their reply goes straight to the write buffer.
+        if self.in_flight.is_empty() {
+            if let Poll::Ready(reply) = Pin::new(&mut in_flight).poll(cx) {
+                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                return;
+            }
+        }
+        self.in_flight.push_back(in_flight);
     }
 }
 
