@@ -18,6 +18,9 @@
 //!   `inventory`, the [`Context`] handlers borrow, and the [`Reply`] they give;
 //! - [`server`] (feature `server`): listeners, the accept loop, connections,
 //!   graceful shutdown;
+//! - [`client`]: the [`Transport`] the generated stubs call through and the
+//!   [`RpcError`] they return; with feature `client`, `Client`, a pipelined
+//!   connection shared by many tasks;
 //! - [`Error`]: the one error type.
 //!
 //! # Example
@@ -48,9 +51,41 @@
 //! assert_eq!(rpc_core::cbor::from_slice::<String>(&reply.body).unwrap(), "hello, bob");
 //! # }
 //! ```
+//!
+//! # A server and a typed client
+//!
+//! `#[remote]` also generates a stub, the trait `GreetRemote`, whose method
+//! `greet` calls the function over any [`Transport`], here a [`Client`]
+//! connection (features `server` and `client`):
+//!
+#![cfg_attr(all(feature = "server", feature = "client"), doc = "```")]
+#![cfg_attr(not(all(feature = "server", feature = "client")), doc = "```ignore")]
+//! use rpc_core::server::{Listener, Server};
+//! use rpc_core::{remote, Client, Context, RpcError};
+//!
+//! pub struct Greeter { greeting: String }
+//!
+//! /// Greets `name`, refusing an empty one.
+//! #[remote]
+//! pub async fn greet(greeter: &Greeter, name: String) -> Result<String, String> {
+//!     if name.is_empty() { return Err("whom?".into()) }
+//!     Ok(format!("{}, {name}", greeter.greeting))
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::new(Context::new().with(Greeter { greeting: "hello".into() }))?;
+//! let listener = Listener::bind(&"tcp:127.0.0.1:0".parse()?).await?;
+//! let client = Client::connect_to(listener.local_address()).await?;
+//! tokio::spawn(server.serve(listener, std::future::pending()));
+//!
+//! assert_eq!(client.greet("ada".into()).await?, "hello, ada");
+//! assert!(matches!(client.greet("".into()).await, Err(RpcError::Status(e)) if e == "whom?"));
+//! # Ok(()) }
+//! ```
 
 pub mod address;
 pub mod cbor;
+pub mod client;
 pub mod codec;
 mod error;
 pub mod registry;
@@ -62,6 +97,9 @@ pub mod server;
 pub mod __private;
 
 pub use address::Address;
+#[cfg(feature = "client")]
+pub use client::Client;
+pub use client::{RpcError, Transport};
 pub use error::Error;
 pub use registry::{Context, Method, Registry, Reply};
 /// Marks an `async fn` as callable remotely; see the crate docs.

@@ -6,6 +6,7 @@ pub use inventory;
 pub use serde;
 
 use crate::registry::Reply;
+use crate::RpcError;
 
 /// Decodes a payload into the generated arguments struct, or the status 1
 /// reply that says which field was wrong and how.
@@ -51,4 +52,23 @@ pub fn encode_result<R: RemoteResult>(method: &str, ret: R) -> Reply {
         Ok(value) => encode_ok(method, &value),
         Err(e) => Reply::error(e.to_string()),
     }
+}
+
+/// Encodes a stub's arguments struct as the call's payload.
+pub fn encode_args<T: serde::Serialize>(
+    method: &'static str,
+    args: &T,
+) -> Result<Vec<u8>, RpcError> {
+    crate::cbor::to_vec(args).map_err(|e| RpcError::Encode {
+        method,
+        message: e.to_string(),
+    })
+}
+
+/// Decodes the body of a status 0 reply into a stub's return type.
+pub fn decode_reply<T: serde::de::DeserializeOwned>(
+    method: &'static str,
+    body: &[u8],
+) -> Result<T, RpcError> {
+    crate::cbor::from_slice(body).map_err(|source| RpcError::Decode { method, source })
 }

@@ -7,7 +7,8 @@
 //!
 //! - `parse`: the attribute's options (`name = "..."`);
 //! - `check`: the signature rules, each violation a spanned error;
-//! - `expand`: the arguments struct, the handler and its registration.
+//! - `expand`: the arguments struct, the handler and its registration, and
+//!   the client stub.
 
 use proc_macro::TokenStream;
 
@@ -25,7 +26,15 @@ mod parse;
 /// - The return type is any `Serialize` value, or a `Result<T, E>` whose
 ///   error's `Display` text becomes a status 1 reply byte for byte.
 ///
-/// The function itself is left as written, for local callers.
+/// The function itself is left as written, for local callers. Beside it,
+/// with the function's visibility, comes its typed client stub: for `echo`,
+/// a trait `EchoRemote` with one method `echo` taking the same parameters
+/// minus the context and returning
+/// `impl Future<Output = Result<T, rpc_core::RpcError>>` (`T` the return
+/// type, or the `Ok` type of a `Result`, whose error arrives as
+/// `RpcError::Status`). It is implemented for every `rpc_core::Transport`,
+/// so the payload parameters must be `Serialize` as well as `Deserialize`,
+/// and the reply `DeserializeOwned`.
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_remote(attr.into(), item.into())

@@ -31,7 +31,15 @@ pub fn binary(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args([
-                "build", "--quiet", "-p", "examples", "-p", "client", "--bins",
+                "build",
+                "--quiet",
+                "-p",
+                "examples",
+                "-p",
+                "client",
+                "-p",
+                "typed_client",
+                "--bins",
             ])
             .current_dir(workspace_root())
             .status()

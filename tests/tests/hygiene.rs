@@ -1,10 +1,14 @@
-//! `#[remote]` expands inside `#![no_implicit_prelude]` and registers each
-//! function under the right name with the right payload keys.
+//! `#[remote]` expands inside `#![no_implicit_prelude]`, registers each
+//! function under the right name with the right payload keys, and generates
+//! stubs that reach the functions through any `Transport`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
 
+use bytes::Bytes;
 use rpc_core::registry::Call;
-use rpc_core::{Context, Registry, Reply};
+use rpc_core::{Context, Registry, Reply, RpcError, Transport};
 
 mod remote_fns {
     #![no_implicit_prelude]
@@ -43,6 +47,58 @@ mod remote_fns {
     #[remote]
     async fn hygiene_raw(r#type: String) -> String {
         ::std::format!("type={}", r#type)
+    }
+
+    /// A `Result` alias without type arguments: the stub finds its `Ok` type
+    /// through the trait system.
+    type Result = ::core::result::Result<u8, String>;
+
+    #[remote]
+    async fn hygiene_alias(ok: bool) -> Result {
+        if ok {
+            ::core::result::Result::Ok(1)
+        } else {
+            ::core::result::Result::Err(::std::borrow::ToOwned::to_owned("not ok"))
+        }
+    }
+
+    #[remote]
+    async fn hygiene_unit(_flag: ::core::option::Option<bool>) {}
+
+    /// What each stub gave.
+    pub(super) struct Results {
+        pub(super) no_params: Stub<i64>,
+        pub(super) context: Stub<String>,
+        pub(super) result_ok: Stub<i64>,
+        pub(super) result_err: Stub<i64>,
+        pub(super) renamed: Stub<bool>,
+        pub(super) raw: Stub<String>,
+        pub(super) alias_ok: Stub<u8>,
+        pub(super) alias_err: Stub<u8>,
+        pub(super) unit: Stub<()>,
+    }
+
+    pub(super) type Stub<T> = ::core::result::Result<T, ::rpc_core::RpcError>;
+
+    /// Calls every stub once through `transport`, from inside this module.
+    pub(super) async fn call_every_stub<T: ::rpc_core::Transport>(transport: &T) -> Results {
+        Results {
+            no_params: transport.hygiene_no_params().await,
+            context: transport
+                .hygiene_context(::std::borrow::ToOwned::to_owned("fix"))
+                .await,
+            result_ok: transport.hygiene_result(2).await,
+            result_err: transport.hygiene_result(0).await,
+            renamed: transport.hygiene_rust_name().await,
+            raw: transport
+                .hygiene_raw(::std::borrow::ToOwned::to_owned("t"))
+                .await,
+            alias_ok: transport.hygiene_alias(true).await,
+            alias_err: transport.hygiene_alias(false).await,
+            unit: transport
+                .hygiene_unit(::core::option::Option::Some(true))
+                .await,
+        }
     }
 }
 
@@ -103,4 +159,119 @@ fn calls_through_the_registry_reach_the_functions() {
     assert_eq!(halve, Reply::ok(rpc_core::cbor::to_vec(&42).unwrap()));
     let fail = call(&ctx, "hygiene_result", &BTreeMap::from([("divisor", 0)]));
     assert_eq!(fail, Reply::error("divide by zero"));
+}
+
+/// A transport that calls the registry in this process, recording each
+/// method and payload it is given.
+struct InMemory {
+    context: Context,
+    sent: Mutex<Vec<(&'static str, Vec<u8>)>>,
+}
+
+impl Transport for InMemory {
+    fn call(
+        &self,
+        method: &'static str,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Bytes, RpcError>> + Send {
+        let (_, call) =
+            Registry::global()
+                .unwrap()
+                .call(&self.context, method.as_bytes(), &payload);
+        self.sent.lock().unwrap().push((method, payload));
+        async move {
+            let reply = match call {
+                Call::Ready(reply) => reply,
+                Call::Pending(future) => future.await,
+            };
+            match reply.status {
+                0 => Ok(Bytes::from(reply.body)),
+                _ => Err(RpcError::Status(String::from_utf8(reply.body).unwrap())),
+            }
+        }
+    }
+}
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn status<T: std::fmt::Debug>(result: remote_fns::Stub<T>) -> String {
+    match result {
+        Err(RpcError::Status(text)) => text,
+        other => panic!("expected a status 1 text, got {other:?}"),
+    }
+}
+
+#[test]
+fn stubs_reach_the_functions_through_a_transport() {
+    let transport = InMemory {
+        context: Context::new().with(remote_fns::Prefix("pre-")),
+        sent: Mutex::new(Vec::new()),
+    };
+    let results = block_on(remote_fns::call_every_stub(&transport));
+    assert_eq!(results.no_params.unwrap(), 7);
+    assert_eq!(results.context.unwrap(), "pre-fix");
+    assert_eq!(results.result_ok.unwrap(), 42);
+    assert_eq!(status(results.result_err), "divide by zero");
+    assert!(results.renamed.unwrap());
+    assert_eq!(results.raw.unwrap(), "type=t");
+    assert_eq!(results.alias_ok.unwrap(), 1);
+    assert_eq!(status(results.alias_err), "not ok");
+    results.unit.unwrap();
+
+    // The payloads are maps keyed by the parameter names (raw names unraw'd),
+    // under the wire name.
+    let sent = transport.sent.into_inner().unwrap();
+    let payload = |method: &str| -> tests::Value {
+        let (_, bytes) = sent
+            .iter()
+            .find(|(m, _)| *m == method)
+            .unwrap_or_else(|| panic!("{method} was not called"));
+        tests::decode(bytes)
+    };
+    assert_eq!(payload("hygiene_no_params"), tests::map([]));
+    assert_eq!(payload("hygiene.renamed"), tests::map([]));
+    assert_eq!(payload("hygiene_raw"), tests::map([("type", "t".into())]));
+    assert_eq!(
+        payload("hygiene_context"),
+        tests::map([("word", "fix".into())])
+    );
+    assert!(sent.iter().all(|(m, _)| *m != "hygiene_rust_name"));
+}
+
+/// Answers every call with the CBOR text "nonsense".
+struct Liar;
+
+impl Transport for Liar {
+    fn call(
+        &self,
+        _method: &'static str,
+        _payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Bytes, RpcError>> + Send {
+        std::future::ready(Ok(Bytes::from(rpc_core::cbor::to_vec("nonsense").unwrap())))
+    }
+}
+
+#[test]
+fn a_reply_of_the_wrong_type_is_a_decode_error() {
+    let results = block_on(remote_fns::call_every_stub(&Liar));
+    match results.no_params {
+        Err(RpcError::Decode { method, source }) => {
+            assert_eq!(method, "hygiene_no_params");
+            assert_eq!(source.message, "invalid type: text, expected an integer");
+        }
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    let err = results.renamed.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("hygiene.renamed: the reply did not decode: "),
+        "{err}"
+    );
+    // A text reply is a fine `String`.
+    assert_eq!(results.raw.unwrap(), "nonsense");
 }

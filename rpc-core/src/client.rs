@@ -1,0 +1,553 @@
+//! Calling remote functions: the [`Transport`] trait the generated stubs call
+//! through, the [`RpcError`] they return, and (feature `client`) [`Client`],
+//! a pipelined connection shared by any number of tasks.
+//!
+//! # Layout
+//!
+//! - [`Transport`]: "something that can make a call": a method name and a
+//!   CBOR payload in, the CBOR body of a status 0 reply out;
+//! - [`RpcError`]: every way a remote call can fail;
+//! - [`Client`] (feature `client`): a TCP or unix connection. One writer task
+//!   takes requests off a queue, registers each caller in a FIFO of pending
+//!   replies and writes the frames in batches; one reader task hands each
+//!   reply to the oldest pending caller. A round trip holds no lock, so many
+//!   calls are in flight on one connection at once.
+//!
+//! For every `#[remote] fn echo(...)`, the macro generates a trait
+//! `EchoRemote` whose method `echo` is the typed stub, implemented for every
+//! [`Transport`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::cbor::DecodeError;
+
+/// Something that can make a remote call: sends `payload` (a CBOR map whose
+/// keys are the parameter names) to the method `method`, and gives back the
+/// body of a status 0 reply (one CBOR item), or an error. A status 1 reply is
+/// [`RpcError::Status`].
+///
+/// [`Client`] is the networked transport; tests may implement it in memory.
+pub trait Transport {
+    /// Makes one call.
+    fn call(
+        &self,
+        method: &'static str,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<Bytes, RpcError>> + Send;
+}
+
+/// Why a remote call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The server answered status 1 with this text (the function's error, bad
+    /// arguments, an unknown method, ...).
+    #[error("{0}")]
+    Status(String),
+    /// The server answered a status other than 0 or 1.
+    #[error("unexpected reply status {status} ({} body bytes)", body.len())]
+    UnexpectedStatus {
+        /// The status received.
+        status: i32,
+        /// The body received with it.
+        body: Bytes,
+    },
+    /// The reply's CBOR body did not decode into the expected type.
+    #[error("{method}: the reply did not decode: {source}")]
+    Decode {
+        /// The method called.
+        method: &'static str,
+        /// What was wrong, and where in the reply.
+        #[source]
+        source: DecodeError,
+    },
+    /// The arguments could not be encoded as CBOR.
+    #[error("{method}: cannot encode the arguments: {message}")]
+    Encode {
+        /// The method called.
+        method: &'static str,
+        /// The encoder's reason.
+        message: String,
+    },
+    /// The connection is closed or died (end of stream, I/O error, a reply
+    /// that broke the framing) before the reply arrived. Every pending and
+    /// later call of the connection gets this error.
+    #[error("the connection is closed")]
+    Closed,
+    /// No reply within the call's timeout. The connection stays usable: the
+    /// late reply is discarded when it arrives.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// The address is malformed, or unix sockets are unsupported here.
+    #[error(transparent)]
+    Address(crate::Error),
+    /// Connecting failed.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address given.
+        address: String,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[cfg(feature = "client")]
+pub use connection::{Client, DEFAULT_TIMEOUT};
+
+#[cfg(feature = "client")]
+mod connection {
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::sync::{Arc, Mutex, PoisonError};
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+    use tokio::sync::{mpsc, oneshot};
+    use tokio_util::codec::FramedRead;
+    use tokio_util::sync::CancellationToken;
+    use tracing::debug;
+
+    use super::{RpcError, Transport};
+    use crate::codec::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_OK};
+    use crate::Address;
+
+    /// The timeout of a call unless [`Client::with_timeout`] sets another.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Requests waiting for the writer; callers wait for room beyond this.
+    const QUEUE: usize = 1024;
+    /// The writer writes at most this much before taking more requests.
+    const BATCH: usize = 64 * 1024;
+
+    type ReplySender = oneshot::Sender<Result<Bytes, RpcError>>;
+
+    struct Outgoing {
+        method: Bytes,
+        payload: Vec<u8>,
+        reply: ReplySender,
+    }
+
+    /// The callers whose requests are written and not yet answered, oldest
+    /// first. Locked only to push or pop one entry, never across I/O.
+    #[derive(Default)]
+    struct Pending {
+        queue: VecDeque<ReplySender>,
+        closed: bool,
+    }
+
+    type SharedPending = Arc<Mutex<Pending>>;
+
+    fn lock(pending: &SharedPending) -> std::sync::MutexGuard<'_, Pending> {
+        // Nothing panics while the lock is held; recover the queue anyway.
+        pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection to a server, pipelined: every call's request is written
+    /// as it comes and replies are matched to callers in order.
+    ///
+    /// Cloning is cheap and every clone shares the connection, so many tasks
+    /// can call at once. The connection closes when the last clone is
+    /// dropped, or when the server closes it; then every pending and later
+    /// call fails with [`RpcError::Closed`].
+    ///
+    /// Calls are made through the stubs `#[remote]` generates (`EchoRemote`
+    /// for `echo`, ...), or raw through [`Transport::call`].
+    #[derive(Debug, Clone)]
+    pub struct Client {
+        requests: mpsc::Sender<Outgoing>,
+        timeout: Duration,
+    }
+
+    impl Client {
+        /// Connects to `tcp:HOST:PORT` or `unix:PATH`.
+        pub async fn connect(address: &str) -> Result<Client, RpcError> {
+            let address: Address = address.parse().map_err(RpcError::Address)?;
+            Self::connect_to(&address).await
+        }
+
+        /// Connects to `address`, with `TCP_NODELAY` on TCP (small requests
+        /// would otherwise wait for the delayed ACK).
+        pub async fn connect_to(address: &Address) -> Result<Client, RpcError> {
+            let connect_err = |source| RpcError::Connect {
+                address: address.to_string(),
+                source,
+            };
+            match address {
+                Address::Tcp { .. } => {
+                    let host_port = address.host_port().unwrap_or_default();
+                    let stream = tokio::net::TcpStream::connect(host_port)
+                        .await
+                        .map_err(connect_err)?;
+                    stream.set_nodelay(true).map_err(connect_err)?;
+                    let (read, write) = stream.into_split();
+                    Ok(Self::from_halves(read, write))
+                }
+                #[cfg(unix)]
+                Address::Unix(path) => {
+                    let stream = tokio::net::UnixStream::connect(path)
+                        .await
+                        .map_err(connect_err)?;
+                    let (read, write) = stream.into_split();
+                    Ok(Self::from_halves(read, write))
+                }
+                #[cfg(not(unix))]
+                Address::Unix(_) => Err(RpcError::Address(crate::Error::UnixUnsupported(
+                    address.to_string(),
+                ))),
+            }
+        }
+
+        /// A client over any byte stream (an in-memory pipe, say). Spawns the
+        /// reader and writer tasks, so it must be called within a tokio runtime.
+        pub fn from_io<S>(io: S) -> Client
+        where
+            S: AsyncRead + AsyncWrite + Send + 'static,
+        {
+            let (read, write) = tokio::io::split(io);
+            Self::from_halves(read, write)
+        }
+
+        fn from_halves<R, W>(read: R, write: W) -> Client
+        where
+            R: AsyncRead + Send + Unpin + 'static,
+            W: AsyncWrite + Send + Unpin + 'static,
+        {
+            let (requests, queue) = mpsc::channel(QUEUE);
+            let pending = SharedPending::default();
+            let dead = CancellationToken::new();
+            tokio::spawn(write_requests(
+                write,
+                queue,
+                Arc::clone(&pending),
+                dead.clone(),
+            ));
+            tokio::spawn(read_replies(read, pending, dead));
+            Client {
+                requests,
+                timeout: DEFAULT_TIMEOUT,
+            }
+        }
+
+        /// This handle with another per-call timeout; other clones keep theirs.
+        /// The timeout counts from the call until its reply, queueing included.
+        pub fn with_timeout(mut self, timeout: Duration) -> Client {
+            self.timeout = timeout;
+            self
+        }
+
+        /// The per-call timeout of this handle.
+        pub fn timeout(&self) -> Duration {
+            self.timeout
+        }
+
+        /// Whether the connection is known to be closed: calls would fail
+        /// with [`RpcError::Closed`].
+        pub fn is_closed(&self) -> bool {
+            self.requests.is_closed()
+        }
+
+        async fn round_trip(&self, method: Bytes, payload: Vec<u8>) -> Result<Bytes, RpcError> {
+            let (reply, replied) = oneshot::channel();
+            let request = Outgoing {
+                method,
+                payload,
+                reply,
+            };
+            let call = async {
+                self.requests
+                    .send(request)
+                    .await
+                    .map_err(|_| RpcError::Closed)?;
+                // A sender dropped unanswered means the connection's tasks ended.
+                replied.await.unwrap_or(Err(RpcError::Closed))
+            };
+            tokio::time::timeout(self.timeout, call)
+                .await
+                .unwrap_or(Err(RpcError::Timeout(self.timeout)))
+        }
+    }
+
+    impl Transport for Client {
+        fn call(
+            &self,
+            method: &'static str,
+            payload: Vec<u8>,
+        ) -> impl Future<Output = Result<Bytes, RpcError>> + Send {
+            self.round_trip(Bytes::from_static(method.as_bytes()), payload)
+        }
+    }
+
+    /// The writer task: takes requests in arrival order, registers each
+    /// caller in `pending` before its frame is written (so its reply always
+    /// finds it), and writes whatever has queued up in one go.
+    async fn write_requests<W: AsyncWrite + Unpin>(
+        mut io: W,
+        mut queue: mpsc::Receiver<Outgoing>,
+        pending: SharedPending,
+        dead: CancellationToken,
+    ) {
+        let mut buf = BytesMut::new();
+        'connection: loop {
+            let first = tokio::select! {
+                _ = dead.cancelled() => break,
+                request = queue.recv() => match request {
+                    Some(request) => request,
+                    // Every handle is gone: close our half.
+                    None => break,
+                },
+            };
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                // A caller gone before its request is written (timed out
+                // waiting in the queue) needs no frame and no reply.
+                if !request.reply.is_closed() {
+                    {
+                        let mut pending = lock(&pending);
+                        if pending.closed {
+                            drop(pending);
+                            let _ = request.reply.send(Err(RpcError::Closed));
+                            break 'connection;
+                        }
+                        pending.queue.push_back(request.reply);
+                    }
+                    encode_request(&request.method, &request.payload, &mut buf);
+                }
+                if buf.len() < BATCH {
+                    next = queue.try_recv().ok();
+                }
+            }
+            if buf.is_empty() {
+                continue;
+            }
+            let written = tokio::select! {
+                _ = dead.cancelled() => break,
+                written = io.write_all(&buf) => written,
+            };
+            if let Err(e) = written {
+                debug!(error = %e, "client: write failed");
+                break;
+            }
+            buf.clear();
+        }
+        dead.cancel();
+        queue.close();
+        while let Ok(request) = queue.try_recv() {
+            let _ = request.reply.send(Err(RpcError::Closed));
+        }
+        let _ = io.shutdown().await;
+    }
+
+    /// The reader task: gives each reply to the oldest pending caller. A
+    /// caller that timed out has dropped its receiver; its reply is consumed
+    /// here all the same, so the next reply goes to the next caller.
+    async fn read_replies<R: AsyncRead + Unpin>(
+        io: R,
+        pending: SharedPending,
+        dead: CancellationToken,
+    ) {
+        let mut frames = FramedRead::new(io, ResponseCodec::default());
+        loop {
+            let frame = tokio::select! {
+                _ = dead.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let response = match frame {
+                Some(Ok(response)) => response,
+                Some(Err(e)) => {
+                    debug!(error = %e, "client: closing the connection");
+                    break;
+                }
+                None => {
+                    debug!("client: the server closed the connection");
+                    break;
+                }
+            };
+            let Some(caller) = lock(&pending).queue.pop_front() else {
+                debug!("client: a reply to no request; closing the connection");
+                break;
+            };
+            let result = match response.status {
+                STATUS_OK => Ok(response.body),
+                STATUS_ERROR => Err(RpcError::Status(
+                    String::from_utf8_lossy(&response.body).into_owned(),
+                )),
+                status => Err(RpcError::UnexpectedStatus {
+                    status,
+                    body: response.body,
+                }),
+            };
+            let _ = caller.send(result);
+        }
+        dead.cancel();
+        let orphans = {
+            let mut pending = lock(&pending);
+            pending.closed = true;
+            std::mem::take(&mut pending.queue)
+        };
+        for caller in orphans {
+            let _ = caller.send(Err(RpcError::Closed));
+        }
+    }
+}
+
+#[cfg(all(test, feature = "client"))]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio_util::codec::FramedRead;
+
+    use super::*;
+    use crate::codec::{encode_response, RequestCodec};
+
+    /// A client and the server end of its in-memory connection.
+    fn pair() -> (
+        Client,
+        FramedRead<tokio::io::ReadHalf<DuplexStream>, RequestCodec>,
+        tokio::io::WriteHalf<DuplexStream>,
+    ) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (read, write) = tokio::io::split(server);
+        (
+            Client::from_io(client),
+            FramedRead::new(read, RequestCodec::default()),
+            write,
+        )
+    }
+
+    async fn reply(io: &mut tokio::io::WriteHalf<DuplexStream>, status: i32, body: &[u8]) {
+        let mut buf = BytesMut::new();
+        encode_response(status, body, &mut buf);
+        io.write_all(&buf).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn replies_go_to_their_callers_in_order() {
+        let (client, mut requests, mut out) = pair();
+        let calls: Vec<_> = (0..50u8)
+            .map(|i| {
+                let client = client.clone();
+                tokio::spawn(async move { client.call("m", vec![i]).await })
+            })
+            .collect();
+        // The fake server answers each request with its own payload.
+        for _ in 0..50 {
+            let request = requests.next().await.unwrap().unwrap();
+            assert_eq!(&request.method[..], b"m");
+            reply(&mut out, 0, &request.payload).await;
+        }
+        for (i, call) in calls.into_iter().enumerate() {
+            let body = call.await.unwrap().unwrap();
+            assert_eq!(&body[..], &[i as u8]);
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_become_errors() {
+        let (client, mut requests, mut out) = pair();
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("a", vec![]).await }
+        });
+        requests.next().await.unwrap().unwrap();
+        reply(&mut out, 1, b"no such thing").await;
+        match first.await.unwrap() {
+            Err(RpcError::Status(text)) => assert_eq!(text, "no such thing"),
+            other => panic!("expected a status error, got {other:?}"),
+        }
+        let second = tokio::spawn(async move { client.call("b", vec![]).await });
+        requests.next().await.unwrap().unwrap();
+        reply(&mut out, 7, b"??").await;
+        match second.await.unwrap() {
+            Err(RpcError::UnexpectedStatus { status: 7, body }) => assert_eq!(&body[..], b"??"),
+            other => panic!("expected an unexpected status, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_reply_is_consumed_and_later_calls_stay_matched() {
+        let (client, mut requests, mut out) = pair();
+        let slow = client.clone().with_timeout(Duration::from_millis(100));
+        let slow_call = tokio::spawn(async move { slow.call("slow", vec![1]).await });
+        requests.next().await.unwrap().unwrap();
+        // The fake server holds the reply until the caller has timed out.
+        match slow_call.await.unwrap() {
+            Err(RpcError::Timeout(t)) => assert_eq!(t, Duration::from_millis(100)),
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let next = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("next", vec![2]).await }
+        });
+        requests.next().await.unwrap().unwrap();
+        reply(&mut out, 0, &[1]).await;
+        reply(&mut out, 0, &[2]).await;
+        assert_eq!(&next.await.unwrap().unwrap()[..], &[2]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_connection_fails_pending_and_later_calls() {
+        let (client, mut requests, out) = pair();
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let client = client.clone();
+                tokio::spawn(async move { client.call("m", vec![]).await })
+            })
+            .collect();
+        for _ in 0..3 {
+            requests.next().await.unwrap().unwrap();
+        }
+        drop((requests, out));
+        for call in calls {
+            assert!(matches!(call.await.unwrap(), Err(RpcError::Closed)));
+        }
+        assert!(matches!(
+            client.call("m", vec![]).await,
+            Err(RpcError::Closed)
+        ));
+        assert!(client.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_reply_breaking_the_framing_closes_the_connection() {
+        let (client, mut requests, mut out) = pair();
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("m", vec![]).await }
+        });
+        requests.next().await.unwrap().unwrap();
+        // A header announcing a body over the frame limit.
+        out.write_all(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])
+            .await
+            .unwrap();
+        assert!(matches!(call.await.unwrap(), Err(RpcError::Closed)));
+        assert!(matches!(
+            client.call("m", vec![]).await,
+            Err(RpcError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn connecting_reports_the_address() {
+        let err = Client::connect("tcp:127.0.0.1").await.unwrap_err();
+        assert!(matches!(err, RpcError::Address(_)), "{err}");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = Client::connect(&format!("tcp:127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("cannot connect to tcp:127.0.0.1:{port}: ")),
+            "{err}"
+        );
+    }
+}
