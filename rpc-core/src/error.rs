@@ -42,6 +42,16 @@ pub enum Error {
         /// The Rust path of the second registration.
         second: &'static str,
     },
+    /// A limit given in the environment is not a valid value.
+    #[error("invalid {name}={value:?}: {reason}")]
+    InvalidConfig {
+        /// The variable.
+        name: &'static str,
+        /// Its value as given.
+        value: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A frame header announced more bytes than the configured limit.
     #[error("{what} of {len} bytes exceeds the frame limit of {max} bytes")]
     FrameTooLarge {

@@ -8,7 +8,8 @@
 //! - [`Server`] owns the registry, the context and the [`Config`], and runs
 //!   the accept loop until its shutdown future resolves;
 //! - `Connection` (private) is the per-connection state machine: read and
-//!   decode frames, start calls, collect replies in order, batch writes.
+//!   decode frames, start calls, collect replies in order, batch writes;
+//! - [`env`]: [`Config`] from `RPC_*` environment variables.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -38,6 +39,7 @@ use crate::codec::{encode_response, RequestCodec, DEFAULT_MAX_FRAME};
 use crate::registry::{panic_reply, Call, CallFuture, Context, Registry, Reply};
 use crate::{Address, Error};
 
+pub mod env;
 
 /// Limits of a server. Every field has a documented default.
 #[derive(Debug, Clone)]

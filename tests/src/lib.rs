@@ -6,7 +6,8 @@
 //! - [`binary`]: the path of a workspace binary, built once per test process;
 //! - [`ServerProcess`]: a spawned `serve_host`, its address, its log lines;
 //! - [`Conn`]: a blocking connection with raw frame access;
-//! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies.
+//! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies;
+//! - [`fuzz`]: the fuzz targets' bodies, replayed on their corpora by the tests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -15,10 +16,12 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::sync::OnceLock;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub use ciborium::Value;
+
+pub mod fuzz;
 
 /// How long any single wait in a test may take before it fails: a guard
 /// against hangs, never a synchronisation.
@@ -72,6 +75,7 @@ pub struct ServerProcess {
     /// The address it listens on, with the real port.
     pub address: String,
     logs: Receiver<String>,
+    open: Arc<OpenConnections>,
     _stdout: BufReader<ChildStdout>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -80,7 +84,13 @@ impl ServerProcess {
     /// Starts `serve_host ADDRESS` with `RUST_LOG=rpc_core=debug` and waits
     /// for its `listening on` line.
     pub fn start(address: &str) -> Self {
-        Self::start_in(address, None)
+        Self::start_in(address, None, &[])
+    }
+
+    /// A server on a free TCP port of 127.0.0.1 with extra environment
+    /// variables (`RPC_*` limits, or `RUST_LOG` to override the default).
+    pub fn tcp_with_env(env: &[(&str, &str)]) -> Self {
+        Self::start_in("tcp:127.0.0.1:0", None, env)
     }
 
     /// A server on a free TCP port of 127.0.0.1.
@@ -93,19 +103,24 @@ impl ServerProcess {
     pub fn unix() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let address = format!("unix:{}", dir.path().join("timer.sock").display());
-        Self::start_in(&address, Some(dir))
+        Self::start_in(&address, Some(dir), &[])
     }
 
-    fn start_in(address: &str, dir: Option<tempfile::TempDir>) -> Self {
+    fn start_in(address: &str, dir: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary("serve_host"))
             .arg(address)
             .env("RUST_LOG", "rpc_core=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("serve_host starts");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let logs = forward_lines(child.stderr.take().expect("piped stderr"));
+        let open = Arc::new(OpenConnections::default());
+        let logs = forward_lines(
+            child.stderr.take().expect("piped stderr"),
+            Arc::clone(&open),
+        );
         let mut line = String::new();
         stdout
             .read_line(&mut line)
@@ -119,6 +134,7 @@ impl ServerProcess {
             child,
             address,
             logs,
+            open,
             _stdout: stdout,
             _dir: dir,
         }
@@ -145,6 +161,27 @@ impl ServerProcess {
                 }
             }
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits until the server's debug log shows exactly `n` connections
+    /// open (every other one it accepted has logged its close), and so
+    /// has finished or dropped their work. Needs `rpc_core=debug` logs.
+    pub fn wait_for_open_connections(&self, n: i64) {
+        let (count, changed) = (&self.open.count, &self.open.changed);
+        let guard = count.lock().expect("lock");
+        let (guard, timeout) = changed
+            .wait_timeout_while(guard, PATIENCE, |open| *open != n)
+            .expect("lock");
+        assert!(
+            !timeout.timed_out(),
+            "{} connections open, expected {n}",
+            *guard
+        );
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -183,11 +220,32 @@ impl Drop for ServerProcess {
     }
 }
 
-fn forward_lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+/// Connections opened minus connections closed, as the server logs them.
+#[derive(Default)]
+struct OpenConnections {
+    count: Mutex<i64>,
+    changed: Condvar,
+}
+
+fn forward_lines(
+    stream: impl Read + Send + 'static,
+    open: Arc<OpenConnections>,
+) -> Receiver<String> {
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
+            let delta = if line.contains("connection opened") {
+                1
+            } else if line.contains("connection closed") || line.contains("connection failed") {
+                -1
+            } else {
+                0
+            };
+            if delta != 0 {
+                *open.count.lock().expect("lock") += delta;
+                open.changed.notify_all();
+            }
             eprintln!("[serve_host] {line}");
             if tx.send(line).is_err() {
                 break;
@@ -304,6 +362,15 @@ impl Conn {
             Ok(_) => panic!("expected the connection to be closed, got data"),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
             Err(e) => panic!("expected the connection to be closed: {e}"),
+        }
+    }
+
+    /// The TCP socket, for options a test needs (none for a unix socket).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match &self.stream {
+            Stream::Tcp(s) => Some(s),
+            #[cfg(unix)]
+            Stream::Unix(_) => None,
         }
     }
 

@@ -27,11 +27,16 @@ extern "C" {
  * brackets) or "unix:PATH". Once bound, prints "listening on ADDRESS" (with
  * the real port) on stdout.
  *
+ * The server's limits come from the environment: RPC_MAX_FRAME,
+ * RPC_MAX_IN_FLIGHT, RPC_MAX_WRITE_BACKLOG, RPC_MAX_CONNECTIONS,
+ * RPC_IDLE_TIMEOUT_MS and RPC_DRAIN_TIMEOUT_MS (whole numbers; unset means
+ * the documented default, see the README).
+ *
  * Returns 0 after a graceful stop; 2 when `address` is NULL, not UTF-8,
- * malformed, or a unix address on a platform without unix sockets; 1 when
- * serving fails (the address cannot be bound, say). Every failure prints one
- * line "my_timer_serve: ..." on stderr. A panic inside the library never
- * unwinds into the caller.
+ * malformed, or a unix address on a platform without unix sockets, or when
+ * an RPC_* limit is invalid; 1 when serving fails (the address cannot be
+ * bound, say). Every failure prints one line "my_timer_serve: ..." on
+ * stderr. A panic inside the library never unwinds into the caller.
  */
 int my_timer_serve(const char *address);
 

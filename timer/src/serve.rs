@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::io::IsTerminal;
 
-use rpc_core::server::{shutdown_signal, Listener, Server};
+use rpc_core::server::{shutdown_signal, Config, Listener, Server};
 use rpc_core::{Address, Context};
 
 use crate::Timer;
@@ -18,6 +18,8 @@ pub const SERVER_TIMER_NAME: &str = "ipc-server";
 ///
 /// Prints `listening on ADDRESS` (with the real port) once bound. Sets up a
 /// `tracing` subscriber driven by `RUST_LOG` unless the host installed one.
+/// The server's limits are the defaults of [`Config`], overridden by the
+/// `RPC_*` variables of [`Config::from_env`] (`RPC_MAX_CONNECTIONS=64`, say).
 pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -28,7 +30,9 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     let address: Address = address.parse()?;
-    let server = Server::new(Context::new().with(Timer::new(SERVER_TIMER_NAME)))?;
+    let config = Config::from_env()?;
+    let server =
+        Server::new(Context::new().with(Timer::new(SERVER_TIMER_NAME)))?.with_config(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -43,9 +47,9 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
 /// blocks until SIGTERM or Ctrl-C stops it.
 ///
 /// Returns 0 after a graceful stop; 2 for a null, non-UTF-8 or malformed
-/// address; 1 when serving fails (the address cannot be bound, say). Every
-/// failure prints one line `my_timer_serve: ...` on stderr. A panic never
-/// crosses this boundary.
+/// address or an invalid `RPC_*` limit; 1 when serving fails (the address
+/// cannot be bound, say). Every failure prints one line
+/// `my_timer_serve: ...` on stderr. A panic never crosses this boundary.
 ///
 /// # Safety
 ///
@@ -68,7 +72,9 @@ pub unsafe extern "C" fn my_timer_serve(address: *const c_char) -> c_int {
     match std::panic::catch_unwind(|| serve(address)) {
         Ok(Ok(())) => 0,
         Ok(Err(
-            e @ (rpc_core::Error::InvalidAddress { .. } | rpc_core::Error::UnixUnsupported(_)),
+            e @ (rpc_core::Error::InvalidAddress { .. }
+            | rpc_core::Error::UnixUnsupported(_)
+            | rpc_core::Error::InvalidConfig { .. }),
         )) => fail(2, &e),
         Ok(Err(e)) => fail(1, &e),
         Err(_) => fail(1, &"internal error: the server panicked"),

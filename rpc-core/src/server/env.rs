@@ -1,0 +1,145 @@
+//! [`Config`] from environment variables, for hosts that cannot pass a
+//! `Config` (a C program calling a library's serve entry point, say).
+
+use std::time::Duration;
+
+use super::Config;
+use crate::Error;
+
+/// The variables [`Config::from_env`] reads, with what each sets.
+pub const ENV_VARS: [(&str, &str); 6] = [
+    ("RPC_MAX_FRAME", "max_frame, in bytes"),
+    (
+        "RPC_MAX_IN_FLIGHT",
+        "max_in_flight, requests per connection",
+    ),
+    ("RPC_MAX_WRITE_BACKLOG", "max_write_backlog, in bytes"),
+    ("RPC_MAX_CONNECTIONS", "max_connections"),
+    (
+        "RPC_IDLE_TIMEOUT_MS",
+        "idle_timeout, in milliseconds; 0 is never",
+    ),
+    ("RPC_DRAIN_TIMEOUT_MS", "drain_timeout, in milliseconds"),
+];
+
+impl Config {
+    /// The defaults, overridden by whichever of the variables in [`ENV_VARS`]
+    /// are set. A value that is not a whole number, or 0 where at least 1 is
+    /// needed, is an [`Error::InvalidConfig`] naming the variable.
+    ///
+    /// ```
+    /// # use rpc_core::server::Config;
+    /// // The limits an operator might give a small embedded server.
+    /// let vars = [("RPC_MAX_CONNECTIONS", "64"), ("RPC_IDLE_TIMEOUT_MS", "30000")];
+    /// let config = Config::from_vars(|name| {
+    ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.max_connections, 64);
+    /// assert_eq!(config.idle_timeout, Some(std::time::Duration::from_secs(30)));
+    /// ```
+    pub fn from_env() -> Result<Config, Error> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] with the variables looked up by `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut config = Config::default();
+        let get = |name: &'static str, min: u64| -> Result<Option<u64>, Error> {
+            let Some(value) = var(name) else {
+                return Ok(None);
+            };
+            let invalid = |reason| Error::InvalidConfig {
+                name,
+                value: value.clone(),
+                reason,
+            };
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("expected a whole number"))?;
+            if n < min {
+                return Err(invalid("must be at least 1"));
+            }
+            Ok(Some(n))
+        };
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        if let Some(n) = get("RPC_MAX_FRAME", 1)? {
+            config.max_frame = size(n);
+        }
+        if let Some(n) = get("RPC_MAX_IN_FLIGHT", 1)? {
+            config.max_in_flight = size(n);
+        }
+        if let Some(n) = get("RPC_MAX_WRITE_BACKLOG", 1)? {
+            config.max_write_backlog = size(n);
+        }
+        if let Some(n) = get("RPC_MAX_CONNECTIONS", 1)? {
+            config.max_connections = size(n);
+        }
+        if let Some(ms) = get("RPC_IDLE_TIMEOUT_MS", 0)? {
+            config.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+        }
+        if let Some(ms) = get("RPC_DRAIN_TIMEOUT_MS", 0)? {
+            config.drain_timeout = Duration::from_millis(ms);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, Error> {
+        Config::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        let config = with(&[]).unwrap();
+        let default = Config::default();
+        assert_eq!(config.max_frame, default.max_frame);
+        assert_eq!(config.max_connections, default.max_connections);
+        assert_eq!(config.idle_timeout, None);
+    }
+
+    #[test]
+    fn every_variable_sets_its_limit() {
+        let config = with(&[
+            ("RPC_MAX_FRAME", "1024"),
+            ("RPC_MAX_IN_FLIGHT", "2"),
+            ("RPC_MAX_WRITE_BACKLOG", "4096"),
+            ("RPC_MAX_CONNECTIONS", " 3 "),
+            ("RPC_IDLE_TIMEOUT_MS", "1500"),
+            ("RPC_DRAIN_TIMEOUT_MS", "0"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_frame, 1024);
+        assert_eq!(config.max_in_flight, 2);
+        assert_eq!(config.max_write_backlog, 4096);
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(config.drain_timeout, Duration::ZERO);
+        let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
+        assert_eq!(off.idle_timeout, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = with(&[("RPC_MAX_CONNECTIONS", "lots")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_MAX_CONNECTIONS="lots": expected a whole number"#
+        );
+        let err = with(&[("RPC_MAX_IN_FLIGHT", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_MAX_IN_FLIGHT="0": must be at least 1"#
+        );
+        assert!(with(&[("RPC_MAX_FRAME", "-1")]).is_err());
+    }
+}
