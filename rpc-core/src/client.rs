@@ -1,5 +1,5 @@
 //! Calling remote functions: the [`Transport`] trait the generated stubs call
-//! through, the [`RpcError`] they return, and (feature `client`) [`Client`],
+//! through, the [`RpcError`] they return, and (feature `client`) `Client`,
 //! a pipelined connection shared by any number of tasks.
 //!
 //! # Layout
@@ -7,7 +7,7 @@
 //! - [`Transport`]: "something that can make a call": a method name and a
 //!   CBOR payload in, the CBOR body of a status 0 reply out;
 //! - [`RpcError`]: every way a remote call can fail;
-//! - [`Client`] (feature `client`): a TCP or unix connection. One writer task
+//! - `Client` (feature `client`): a TCP or unix connection. One writer task
 //!   takes requests off a queue, registers each caller in a FIFO of pending
 //!   replies and writes the frames in batches; one reader task hands each
 //!   reply to the oldest pending caller. A round trip holds no lock, so many
@@ -29,7 +29,7 @@ use crate::cbor::DecodeError;
 /// body of a status 0 reply (one CBOR item), or an error. A status 1 reply is
 /// [`RpcError::Status`].
 ///
-/// [`Client`] is the networked transport; tests may implement it in memory.
+/// `Client` (feature `client`) is the networked transport; tests may implement it in memory.
 pub trait Transport {
     /// Makes one call.
     fn call(

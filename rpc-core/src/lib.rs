@@ -55,7 +55,7 @@
 //! # A server and a typed client
 //!
 //! `#[remote]` also generates a stub, the trait `GreetRemote`, whose method
-//! `greet` calls the function over any [`Transport`], here a [`Client`]
+//! `greet` calls the function over any [`Transport`], here a `Client`
 //! connection (features `server` and `client`):
 //!
 #![cfg_attr(all(feature = "server", feature = "client"), doc = "```")]
