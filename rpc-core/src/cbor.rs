@@ -1,10 +1,16 @@
 //! CBOR helpers shared by the server and clients: strict decoding with the
 //! path of the offending field, and encoding.
+//!
+//! Decoding uses `cbor4ii` straight from the frame's bytes (twice as fast as
+//! ciborium's reader on the timer's payloads, see `BENCHMARKS.md`); encoding
+//! uses ciborium. Both are serde data formats, so the types are the same.
 
-use std::cell::RefCell;
+use std::convert::Infallible;
 use std::fmt;
 
-use serde::de::{Deserialize, DeserializeOwned, Deserializer};
+use cbor4ii::core::utils::SliceReader;
+use cbor4ii::serde::Deserializer;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Why a CBOR item did not decode into the expected type.
@@ -28,30 +34,12 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-thread_local! {
-    // ciborium keeps its deserializer private, so the path tracked around the
-    // target type is handed back to `from_slice` on the same thread.
-    static FAILED_AT: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-struct Tracked<T>(T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Tracked<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        serde_path_to_error::deserialize(deserializer)
-            .map(Tracked)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                FAILED_AT.with(|at| *at.borrow_mut() = Some(path));
-                e.into_inner()
-            })
-    }
-}
-
 /// Decodes exactly one CBOR item from `bytes` into `T`.
 ///
 /// Accepts definite and indefinite lengths and keys in any order; unknown
 /// map keys are ignored by the serde derive. Trailing bytes are an error.
+/// Nesting deeper than 256 levels is refused, so no payload can exhaust
+/// the stack.
 ///
 /// ```
 /// #[derive(serde::Deserialize, Debug)]
@@ -62,16 +50,23 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Tracked<T> {
 /// assert_eq!(err.to_string(), "delayMs: invalid type: text, expected an integer");
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let mut rest = bytes;
-    // ciborium's default scratch is 4 KiB zeroed per call; texts longer than
-    // this one are decoded in chunks instead.
-    let mut scratch = [0u8; 256];
-    match ciborium::de::from_reader_with_buffer::<T, _>(&mut rest, &mut scratch) {
-        Ok(value) if rest.is_empty() => Ok(value),
-        Ok(_) => Err(DecodeError {
-            path: String::new(),
-            message: format!("{} unexpected bytes after the CBOR item", rest.len()),
-        }),
+    // cbor4ii reads `()` from `[]`; ciborium (and every other peer) writes
+    // null. A top-level null is offered to `T` as a unit first.
+    if bytes == [0xf6] {
+        let unit = serde::de::value::UnitDeserializer::<serde::de::value::Error>::new();
+        if let Ok(value) = T::deserialize(unit) {
+            return Ok(value);
+        }
+    }
+    let mut de = Deserializer::new(SliceReader::new(bytes));
+    match T::deserialize(&mut de) {
+        Ok(value) => match remaining(de.into_inner()) {
+            0 => Ok(value),
+            n => Err(DecodeError {
+                path: String::new(),
+                message: format!("{n} unexpected bytes after the CBOR item"),
+            }),
+        },
         // Tracking the path costs on every field, so it is paid only on failure.
         Err(_) => Err(from_slice_tracked::<T>(bytes)),
     }
@@ -80,38 +75,89 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 /// Decodes `bytes` again, tracking the path, to report where it failed.
 #[cold]
 fn from_slice_tracked<T: DeserializeOwned>(bytes: &[u8]) -> DecodeError {
-    FAILED_AT.with(|at| at.borrow_mut().take());
-    let e = match ciborium::de::from_reader::<Tracked<T>, _>(bytes) {
-        Ok(_) => {
-            return DecodeError {
-                path: String::new(),
-                message: "the payload decodes only when its path is tracked".to_owned(),
+    let mut de = Deserializer::new(SliceReader::new(bytes));
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => DecodeError {
+            path: String::new(),
+            message: "the payload decodes only when its path is tracked".to_owned(),
+        },
+        Err(e) => {
+            let path = e.path().to_string();
+            // "." is the top level; "?" a map key that could not be read.
+            let path = match path.as_str() {
+                "." | "?" => "",
+                other => other.strip_suffix(".?").unwrap_or(other),
+            };
+            DecodeError {
+                path: path.to_owned(),
+                message: describe(e.into_inner(), bytes.is_empty()),
             }
         }
-        Err(e) => e,
-    };
-    let path = FAILED_AT
-        .with(|at| at.borrow_mut().take())
-        .unwrap_or_default();
-    // "." is the top level; "?" a map key that could not be read.
-    let path = match path.as_str() {
-        "." | "?" => "",
-        other => other.strip_suffix(".?").unwrap_or(other),
-    };
-    DecodeError {
-        path: path.to_owned(),
-        message: describe(e, bytes.len()),
     }
 }
 
-fn describe(e: ciborium::de::Error<std::io::Error>, len: usize) -> String {
-    use ciborium::de::Error;
-    match e {
-        Error::Io(_) if len == 0 => "the payload is empty, expected a CBOR item".to_owned(),
-        Error::Io(_) => "the CBOR item ends early (truncated payload)".to_owned(),
-        Error::Syntax(offset) => format!("malformed CBOR at byte {offset}"),
-        Error::Semantic(_, message) => humanize(&message),
-        Error::RecursionLimitExceeded => "CBOR nested too deeply".to_owned(),
+fn remaining(mut reader: SliceReader<'_>) -> usize {
+    use cbor4ii::core::dec::{Read, Reference};
+    match reader.fill(usize::MAX) {
+        Ok(Reference::Long(rest) | Reference::Short(rest)) => rest.len(),
+        Err(never) => match never {},
+    }
+}
+
+fn describe(e: cbor4ii::serde::DecodeError<Infallible>, empty: bool) -> String {
+    use cbor4ii::core::error::DecodeError as Core;
+    let core = match e {
+        cbor4ii::serde::DecodeError::Custom(message) => return humanize(&message),
+        cbor4ii::serde::DecodeError::Core(core) => core,
+    };
+    match core {
+        Core::Eof { .. } if empty => "the payload is empty, expected a CBOR item".to_owned(),
+        Core::Eof { .. } => "the CBOR item ends early (truncated payload)".to_owned(),
+        Core::Mismatch { name, found } => {
+            format!("invalid type: {}, expected {}", found_name(found), expected_name(name))
+        }
+        Core::Unsupported { found, .. } => format!("malformed CBOR: unexpected initial byte 0x{found:02x}"),
+        Core::RequireUtf8 { .. } => "invalid UTF-8 in a text string".to_owned(),
+        Core::CastOverflow { .. } | Core::ArithmeticOverflow { .. } => {
+            "integer out of the 64-bit range".to_owned()
+        }
+        Core::DepthOverflow { .. } => "CBOR nested too deeply".to_owned(),
+        Core::LengthOverflow { .. } | Core::RequireLength { .. } => "a CBOR length is too large".to_owned(),
+        other => format!("malformed CBOR: {other:?}"),
+    }
+}
+
+/// The CBOR type an initial byte starts.
+fn found_name(initial: u8) -> &'static str {
+    match initial {
+        0x00..=0x3f => "integer",
+        0x40..=0x5f => "bytes",
+        0x60..=0x7f => "text",
+        0x80..=0x9f => "array",
+        0xa0..=0xbf => "map",
+        0xc0..=0xdf => "tag",
+        0xf4 | 0xf5 => "boolean",
+        0xf6 => "null",
+        0xf7 => "undefined",
+        0xf9..=0xfb => "float",
+        0xff => "break",
+        _ => "simple value",
+    }
+}
+
+/// What the decoder wanted, from its internal type name.
+fn expected_name(name: &str) -> &str {
+    match name {
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" | "int" => {
+            "an integer"
+        }
+        "str" | "string" | "char" => "text",
+        "map" => "a map",
+        "array" | "seq" | "tuple" => "an array",
+        "bool" => "a boolean",
+        "f32" | "f64" | "float" => "a float",
+        "bytes" => "bytes",
+        other => other,
     }
 }
 
@@ -241,6 +287,28 @@ mod tests {
                 message: "hello".into(),
                 delay_ms: 5
             }
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // {"req": {...}, "x": [[[[...0...]]]]} with a million levels.
+        let mut bytes = cbor(&map(vec![("req", echo("m", 1))]));
+        bytes[0] = 0xa2;
+        bytes.extend([0x61, b'x']);
+        bytes.extend(std::iter::repeat_n(0x81, 1_000_000));
+        bytes.push(0x00);
+        assert_eq!(from_slice::<Args>(&bytes).unwrap_err().message, "CBOR nested too deeply");
+    }
+
+    #[test]
+    fn a_null_reply_decodes_as_unit_and_none() {
+        from_slice::<()>(&[0xf6]).unwrap();
+        assert_eq!(from_slice::<Option<i64>>(&[0xf6]).unwrap(), None);
+        assert_eq!(from_slice::<Option<i64>>(&[0x07]).unwrap(), Some(7));
+        assert_eq!(
+            from_slice::<String>(&[0xf6]).unwrap_err().message,
+            "invalid type: null, expected text"
         );
     }
 

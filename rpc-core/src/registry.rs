@@ -149,7 +149,7 @@ impl fmt::Debug for Context {
 /// The table from wire name to method.
 #[derive(Debug)]
 pub struct Registry {
-    by_name: HashMap<&'static [u8], &'static Method>,
+    /// Sorted by name: a binary search over a handful of names beats hashing.
     sorted: Vec<&'static Method>,
 }
 
@@ -171,9 +171,9 @@ impl Registry {
                 });
             }
         }
-        let mut sorted: Vec<_> = by_name.values().copied().collect();
+        let mut sorted: Vec<_> = by_name.into_values().collect();
         sorted.sort_by_key(|m| m.name);
-        Ok(Registry { by_name, sorted })
+        Ok(Registry { sorted })
     }
 
     /// Builds a registry from every `#[remote]` function linked into the program.
@@ -201,7 +201,8 @@ impl Registry {
 
     /// The method registered under `name` (raw bytes from a frame).
     pub fn get(&self, name: &[u8]) -> Option<&'static Method> {
-        self.by_name.get(name).copied()
+        let found = self.sorted.binary_search_by(|m| m.name.as_bytes().cmp(name));
+        found.ok().map(|i| self.sorted[i])
     }
 
     /// Every method, sorted by name.
