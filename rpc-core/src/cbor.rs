@@ -114,15 +114,23 @@ fn describe(e: cbor4ii::serde::DecodeError<Infallible>, empty: bool) -> String {
         Core::Eof { .. } if empty => "the payload is empty, expected a CBOR item".to_owned(),
         Core::Eof { .. } => "the CBOR item ends early (truncated payload)".to_owned(),
         Core::Mismatch { name, found } => {
-            format!("invalid type: {}, expected {}", found_name(found), expected_name(name))
+            format!(
+                "invalid type: {}, expected {}",
+                found_name(found),
+                expected_name(name)
+            )
         }
-        Core::Unsupported { found, .. } => format!("malformed CBOR: unexpected initial byte 0x{found:02x}"),
+        Core::Unsupported { found, .. } => {
+            format!("malformed CBOR: unexpected initial byte 0x{found:02x}")
+        }
         Core::RequireUtf8 { .. } => "invalid UTF-8 in a text string".to_owned(),
         Core::CastOverflow { .. } | Core::ArithmeticOverflow { .. } => {
             "integer out of the 64-bit range".to_owned()
         }
         Core::DepthOverflow { .. } => "CBOR nested too deeply".to_owned(),
-        Core::LengthOverflow { .. } | Core::RequireLength { .. } => "a CBOR length is too large".to_owned(),
+        Core::LengthOverflow { .. } | Core::RequireLength { .. } => {
+            "a CBOR length is too large".to_owned()
+        }
         other => format!("malformed CBOR: {other:?}"),
     }
 }
@@ -298,7 +306,10 @@ mod tests {
         bytes.extend([0x61, b'x']);
         bytes.extend(std::iter::repeat_n(0x81, 1_000_000));
         bytes.push(0x00);
-        assert_eq!(from_slice::<Args>(&bytes).unwrap_err().message, "CBOR nested too deeply");
+        assert_eq!(
+            from_slice::<Args>(&bytes).unwrap_err().message,
+            "CBOR nested too deeply"
+        );
     }
 
     #[test]

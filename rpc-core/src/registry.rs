@@ -201,7 +201,9 @@ impl Registry {
 
     /// The method registered under `name` (raw bytes from a frame).
     pub fn get(&self, name: &[u8]) -> Option<&'static Method> {
-        let found = self.sorted.binary_search_by(|m| m.name.as_bytes().cmp(name));
+        let found = self
+            .sorted
+            .binary_search_by(|m| m.name.as_bytes().cmp(name));
         found.ok().map(|i| self.sorted[i])
     }
 
