@@ -4,7 +4,8 @@
 //! # Layout
 //!
 //! - [`binary`]: the path of a workspace binary, built once per test process;
-//! - [`ServerProcess`]: a spawned `serve_host`, its address, its log lines;
+//! - [`ServerProcess`]: a spawned `serve_host` (or the program in
+//!   `TIMER_SERVE_HOST`, or any host of the library), its address, its log lines;
 //! - [`Conn`]: a blocking connection with raw frame access;
 //! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies;
 //! - [`fuzz`]: the fuzz targets' bodies, replayed on their corpora by the tests.
@@ -69,7 +70,17 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// A spawned `serve_host`, killed when dropped.
+/// The server program the tests spawn: `serve_host`, or the program named by
+/// `TIMER_SERVE_HOST` (the C host runs the conformance suite this way).
+pub fn serve_host() -> PathBuf {
+    match std::env::var_os("TIMER_SERVE_HOST") {
+        Some(program) => PathBuf::from(program),
+        None => binary("serve_host"),
+    }
+}
+
+/// A spawned host of the library ([`serve_host`] unless told otherwise),
+/// killed when dropped.
 pub struct ServerProcess {
     child: Child,
     /// The address it listens on, with the real port.
@@ -84,13 +95,19 @@ impl ServerProcess {
     /// Starts `serve_host ADDRESS` with `RUST_LOG=rpc_core=debug` and waits
     /// for its `listening on` line.
     pub fn start(address: &str) -> Self {
-        Self::start_in(address, None, &[])
+        Self::spawn(&serve_host(), address)
+    }
+
+    /// Starts `program ADDRESS`, any host of the library (the C host, say),
+    /// like [`start`](Self::start).
+    pub fn spawn(program: &Path, address: &str) -> Self {
+        Self::start_in(program, address, None, &[])
     }
 
     /// A server on a free TCP port of 127.0.0.1 with extra environment
     /// variables (`RPC_*` limits, or `RUST_LOG` to override the default).
     pub fn tcp_with_env(env: &[(&str, &str)]) -> Self {
-        Self::start_in("tcp:127.0.0.1:0", None, env)
+        Self::start_in(&serve_host(), "tcp:127.0.0.1:0", None, env)
     }
 
     /// A server on a free TCP port of 127.0.0.1.
@@ -101,20 +118,31 @@ impl ServerProcess {
     /// A server on a unix socket in a fresh temporary directory.
     #[cfg(unix)]
     pub fn unix() -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let address = format!("unix:{}", dir.path().join("timer.sock").display());
-        Self::start_in(&address, Some(dir), &[])
+        Self::spawn_unix(&serve_host())
     }
 
-    fn start_in(address: &str, dir: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(binary("serve_host"))
+    /// `program` on a unix socket in a fresh temporary directory.
+    #[cfg(unix)]
+    pub fn spawn_unix(program: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let address = format!("unix:{}", dir.path().join("timer.sock").display());
+        Self::start_in(program, &address, Some(dir), &[])
+    }
+
+    fn start_in(
+        program: &Path,
+        address: &str,
+        dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let mut child = Command::new(program)
             .arg(address)
             .env("RUST_LOG", "rpc_core=debug")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("serve_host starts");
+            .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let open = Arc::new(OpenConnections::default());
         let logs = forward_lines(
