@@ -97,9 +97,15 @@ impl Decoder for RequestCodec {
         }
         let payload_len = be_u32(src, LEN + method_len);
         if method_len + payload_len > self.max_frame {
+            // Name the payload alone only when it alone is too large.
+            let (what, len) = if payload_len > self.max_frame {
+                ("payload", payload_len)
+            } else {
+                ("method name plus payload", method_len + payload_len)
+            };
             return Err(Error::FrameTooLarge {
-                what: "payload",
-                len: payload_len as u64,
+                what,
+                len: len as u64,
                 max: self.max_frame,
             });
         }
@@ -273,6 +279,16 @@ mod tests {
             }
         ));
         assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn a_name_and_payload_over_the_limit_together_say_so() {
+        let mut buf = request_bytes(b"echo", &[0; 8]);
+        let err = RequestCodec::new(10).decode(&mut buf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "method name plus payload of 12 bytes exceeds the frame limit of 10 bytes"
+        );
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub enum Error {
     /// A frame header announced more bytes than the configured limit.
     #[error("{what} of {len} bytes exceeds the frame limit of {max} bytes")]
     FrameTooLarge {
-        /// Which part of the frame: `"method name"` or `"payload"`.
+        /// Which part of the frame: `"method name"`, `"payload"`, or
+        /// `"method name plus payload"` when only the two together are too large.
         what: &'static str,
         /// The announced length.
         len: u64,

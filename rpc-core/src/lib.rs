@@ -83,6 +83,9 @@
 //! # Ok(()) }
 //! ```
 
+// Nothing a peer sends may reach a panic: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod address;
 pub mod cbor;
 pub mod client;

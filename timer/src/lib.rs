@@ -26,6 +26,9 @@
 //! # }
 //! ```
 
+// The procs handle what clients send: no unwrap or expect outside tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::time::Duration;
 
 use rpc_core::remote;
