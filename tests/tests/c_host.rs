@@ -157,6 +157,21 @@ fn the_c_host_reports_bad_input_on_one_line() {
             && stderr.lines().count() == 1,
         "{stderr:?}"
     );
+
+    // A directory is never replaced by a socket; its name, newline and all,
+    // is reported on one line.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let odd = dir.path().join("two\nlines");
+    std::fs::create_dir(&odd).expect("create dir");
+    let out = host.run(&[format!("unix:{}", odd.display()).as_ref()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("my_timer_serve: cannot bind unix:")
+            && stderr.contains("two lines: the path is a directory")
+            && stderr.lines().count() == 1,
+        "{stderr:?}"
+    );
 }
 
 #[test]

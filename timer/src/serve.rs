@@ -3,7 +3,7 @@
 //! feature.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use rpc_core::server::{shutdown_signal, Config, Listener, Server};
 use rpc_core::{Address, Context};
@@ -38,7 +38,11 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .build()?;
     runtime.block_on(async {
         let listener = Listener::bind(&address).await?;
-        println!("listening on {}", listener.local_address());
+        // Written, not printed: a closed stdout is an error, not a panic.
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on {}", listener.local_address())?;
+        stdout.flush()?;
+        drop(stdout);
         server.serve(listener, shutdown_signal()).await
     })
 }
@@ -47,9 +51,10 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
 /// blocks until SIGTERM or Ctrl-C stops it.
 ///
 /// Returns 0 after a graceful stop; 2 for a null, non-UTF-8 or malformed
-/// address or an invalid `RPC_*` limit; 1 when serving fails (the address
-/// cannot be bound, say). Every failure prints one line
-/// `my_timer_serve: ...` on stderr. A panic never crosses this boundary.
+/// address (or a unix one where there are no unix sockets) or an invalid
+/// `RPC_*` limit; 1 when serving fails (the address cannot be bound, say).
+/// Every failure prints one line `my_timer_serve: ...` on stderr. A panic
+/// never crosses this boundary.
 ///
 /// # Safety
 ///
@@ -57,26 +62,67 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
 /// valid for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn my_timer_serve(address: *const c_char) -> c_int {
-    let fail = |code, message: &dyn std::fmt::Display| {
-        eprintln!("my_timer_serve: {message}");
-        code
+    // Everything, the failure report included, runs under `catch_unwind`:
+    // unwinding into a C caller is undefined behaviour.
+    let outcome = std::panic::catch_unwind(|| {
+        if address.is_null() {
+            return Err((2, "the address is a null pointer".to_owned()));
+        }
+        // SAFETY: non-null, and the caller promises a NUL-terminated string.
+        let address = unsafe { CStr::from_ptr(address) };
+        let address = address
+            .to_str()
+            .map_err(|_| (2, "the address is not valid UTF-8".to_owned()))?;
+        serve(address).map_err(|e| (exit_code(&e), e.to_string()))
+    });
+    let (code, message) = match outcome {
+        Ok(Ok(())) => return 0,
+        Ok(Err(failure)) => failure,
+        Err(_) => (1, "internal error: the server panicked".to_owned()),
     };
-    if address.is_null() {
-        return fail(2, &"the address is a null pointer");
+    let _ = std::panic::catch_unwind(|| {
+        // One line, even for a unix path with a newline in it; a failed
+        // write to stderr has nowhere to be reported.
+        let line = message.replace(['\n', '\r'], " ");
+        let _ = writeln!(std::io::stderr(), "my_timer_serve: {line}");
+    });
+    code
+}
+
+/// 2 for what the caller got wrong before anything was bound (the address,
+/// the limits), 1 for a server that could not run.
+fn exit_code(error: &rpc_core::Error) -> c_int {
+    match error {
+        rpc_core::Error::InvalidAddress { .. }
+        | rpc_core::Error::UnixUnsupported(_)
+        | rpc_core::Error::InvalidConfig { .. } => 2,
+        _ => 1,
     }
-    // SAFETY: non-null, and the caller promises a NUL-terminated string.
-    let address = unsafe { CStr::from_ptr(address) };
-    let Ok(address) = address.to_str() else {
-        return fail(2, &"the address is not valid UTF-8");
-    };
-    match std::panic::catch_unwind(|| serve(address)) {
-        Ok(Ok(())) => 0,
-        Ok(Err(
-            e @ (rpc_core::Error::InvalidAddress { .. }
-            | rpc_core::Error::UnixUnsupported(_)
-            | rpc_core::Error::InvalidConfig { .. }),
-        )) => fail(2, &e),
-        Ok(Err(e)) => fail(1, &e),
-        Err(_) => fail(1, &"internal error: the server panicked"),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_c(address: &[u8]) -> c_int {
+        let address = std::ffi::CString::new(address).unwrap();
+        // SAFETY: a valid NUL-terminated string for the whole call.
+        unsafe { my_timer_serve(address.as_ptr()) }
+    }
+
+    #[test]
+    fn bad_addresses_are_status_2() {
+        // SAFETY: null is allowed.
+        assert_eq!(unsafe { my_timer_serve(std::ptr::null()) }, 2);
+        assert_eq!(serve_c(b"tcp:127.0.0.1:\xff"), 2);
+        assert_eq!(serve_c(b"tcp:nohost"), 2);
+        assert_eq!(serve_c(b""), 2);
+    }
+
+    #[test]
+    fn a_bind_failure_is_status_1() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("tcp:{}", taken.local_addr().unwrap());
+        assert_eq!(serve_c(address.as_bytes()), 1);
     }
 }
