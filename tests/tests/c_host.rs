@@ -20,7 +20,9 @@ const REFERENCE_EXCHANGE: &str = "[client] version = nim-timer v0.1.0\n[client] 
 
 /// The C host, compiled in a temporary directory beside a copy of the
 /// library it loads: a build of the shared target dir (the plain variant,
-/// say) cannot swap the library under a running test.
+/// say) cannot swap the library under a running test. (On macOS the host
+/// records the library's install name instead, the absolute path cargo
+/// linked it at, so there the copy serves only `nm`.)
 struct CHost {
     program: PathBuf,
     library: PathBuf,
