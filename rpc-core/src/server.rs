@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
 use tokio_util::codec::Decoder;
@@ -78,7 +78,10 @@ impl Default for Config {
     }
 }
 
-const READ_CHUNK: usize = 8 * 1024;
+const READ_CHUNK: usize = 4 * 1024;
+/// An empty buffer larger than this (after a big frame or reply) is freed
+/// rather than kept for the life of the connection.
+const KEEP_BUFFER: usize = 64 * 1024;
 /// How long a connection closed for a protocol error keeps discarding what
 /// the peer still sends, so that closing does not reset the replies it owes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -205,16 +208,6 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
-impl Stream {
-    fn poll_read_ready(&self, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Tcp(s) => s.poll_read_ready(cx),
-            #[cfg(unix)]
-            Stream::Unix(s) => s.poll_read_ready(cx),
-        }
-    }
-}
-
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -333,17 +326,19 @@ impl Server {
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
         let mut shutdown = pin!(shutdown);
+        let mut peak = 0;
         info!(address = %listener.local_address(), "serving");
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                permit = Arc::clone(&limit).acquire_owned() => {
+                Some(_) = connections.join_next(), if !connections.is_empty() => {
+                    if connections.is_empty() && peak >= TRIM_AFTER {
+                        trim_heap();
+                        peak = 0;
+                    }
+                }
+                (permit, stream) = accept(&limit, &listener) => {
                     let Ok(permit) = permit else { break };
-                    let stream = tokio::select! {
-                        _ = &mut shutdown => break,
-                        accepted = listener.accept() => accepted,
-                    };
                     match stream {
                         Ok(stream) => {
                             let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
@@ -351,6 +346,7 @@ impl Server {
                                 conn.run().await;
                                 drop(permit);
                             });
+                            peak = peak.max(connections.len());
                         }
                         Err(e) => accept_error(e).await,
                     }
@@ -380,6 +376,34 @@ impl Server {
     }
 }
 
+/// Waits for a free connection slot, then for a client. Both steps are
+/// cancel-safe, so the accept loop may drop this future to reap finished
+/// connections (a finished task's memory is freed only when reaped).
+async fn accept(
+    limit: &Arc<Semaphore>,
+    listener: &Listener,
+) -> (
+    Result<OwnedSemaphorePermit, AcquireError>,
+    io::Result<Stream>,
+) {
+    let permit = Arc::clone(limit).acquire_owned().await;
+    (permit, listener.accept().await)
+}
+
+/// Connections that must have been open at once before the last one closing
+/// trims the heap.
+const TRIM_AFTER: usize = 256;
+
+/// Returns the heap pages freed by a crowd of closed connections to the
+/// system: glibc keeps them otherwise, scattered between live allocations.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory, under the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 async fn accept_error(e: io::Error) {
     // Per-connection failures (reset before accept) cost nothing; running out
     // of descriptors or memory is retried after a pause instead of spinning.
@@ -396,29 +420,45 @@ async fn accept_error(e: io::Error) {
     }
 }
 
-/// Resolves on Ctrl-C, or on SIGTERM on unix.
-pub async fn shutdown_signal() {
+/// A future that resolves on Ctrl-C (SIGINT), or SIGTERM on unix.
+///
+/// On unix the handlers are installed when this is called, not when the
+/// future is first polled, so a signal sent right after start-up is caught.
+/// Must be called within a tokio runtime.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
             }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+            (term, int) => {
+                let e = term
+                    .err()
+                    .or(int.err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                warn!(error = %e, "cannot install the signal handlers; Ctrl-C only");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("shutdown requested");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    info!("shutdown requested");
 }
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -503,6 +543,9 @@ impl Connection {
                     Poll::Ready(Ok(n)) => {
                         self.wbuf.advance(n);
                         progress = true;
+                        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_BUFFER {
+                            self.wbuf = BytesMut::new();
+                        }
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                     Poll::Pending => break,
@@ -549,7 +592,11 @@ impl Connection {
                     progress = true;
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER {
+                        self.rbuf = BytesMut::new();
+                    }
+                }
                 Err(e) => {
                     warn!(conn = self.id, error = %e, "closing connection");
                     self.reading = Reading::Done;
@@ -561,12 +608,26 @@ impl Connection {
                 self.reading = Reading::Done;
                 break;
             }
-            // Wait for readiness before reserving, so that an idle connection
-            // holds no read buffer.
-            match self.io.poll_read_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Ready(Ok(())) => {}
+            if self.rbuf.capacity() == 0 {
+                // tokio reports a new socket readable before any byte arrives:
+                // the first read goes to the stack, so that a connection that
+                // sends nothing holds no buffer.
+                let mut probe = [0u8; 512];
+                let mut probe = ReadBuf::new(&mut probe);
+                match Pin::new(&mut self.io).poll_read(cx, &mut probe) {
+                    Poll::Pending => break,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Ready(Ok(())) if probe.filled().is_empty() => {
+                        self.reading = Reading::Done;
+                        break;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        self.rbuf.reserve(READ_CHUNK);
+                        self.rbuf.extend_from_slice(probe.filled());
+                        progress = true;
+                        continue;
+                    }
+                }
             }
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
@@ -651,7 +712,8 @@ impl Connection {
 
 /// Reads and drops whatever the peer still sends, until it closes.
 async fn discard(io: &mut Stream) {
-    let mut sink = [0u8; 8192];
+    // On the heap: an array here would sit in every connection's future.
+    let mut sink = vec![0u8; 8192];
     loop {
         let mut buf = ReadBuf::new(&mut sink);
         match poll_fn(|cx| Pin::new(&mut *io).poll_read(cx, &mut buf)).await {

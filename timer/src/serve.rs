@@ -38,12 +38,15 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .build()?;
     runtime.block_on(async {
         let listener = Listener::bind(&address).await?;
+        // Before announcing the address: a SIGTERM sent as soon as a client
+        // reads that line must already find the handler.
+        let shutdown = shutdown_signal();
         // Written, not printed: a closed stdout is an error, not a panic.
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", listener.local_address())?;
         stdout.flush()?;
         drop(stdout);
-        server.serve(listener, shutdown_signal()).await
+        server.serve(listener, shutdown).await
     })
 }
 
