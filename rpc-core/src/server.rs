@@ -9,7 +9,7 @@
 //!   the accept loop until its shutdown future resolves;
 //! - `Connection` (private) is the per-connection state machine: read and
 //!   decode frames, start calls, collect replies in order, batch writes;
-//! - [`env`]: [`Config`] from `RPC_*` environment variables.
+//! - [`env`](mod@env): [`Config`] from `RPC_*` environment variables.
 
 use std::future::{poll_fn, Future};
 use std::io;
