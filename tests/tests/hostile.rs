@@ -555,6 +555,10 @@ fn pipeline_of_1000(server: &mut ServerProcess) {
 /// reading from it (its writes end up blocked) instead of buffering the
 /// replies, others are served meanwhile, and once it reads it gets every
 /// reply it is owed.
+///
+/// Not on Windows: there a socket whose send timed out is left in an
+/// indeterminate state, and this scenario detects the stall by that timeout.
+#[cfg(not(windows))]
 fn a_client_that_never_reads(server: &mut ServerProcess) {
     const LIMIT: usize = 64 * 1024 * 1024;
     let message = "r".repeat(64 * 1024);
@@ -600,7 +604,7 @@ fn run(scenario: Scenario, what: &str) {
     assert_healthy(&mut server, what);
 }
 
-const SCENARIOS: [(Scenario, &str); 10] = [
+const SCENARIOS: &[(Scenario, &str)] = &[
     (huge_headers_then_megabytes, "4 GiB headers then megabytes"),
     (
         huge_lengths_then_close_or_reset,
@@ -613,6 +617,7 @@ const SCENARIOS: [(Scenario, &str); 10] = [
     (random_blobs, "300 random blobs"),
     (clients_leave_before_their_reply, "vanished clients"),
     (pipeline_of_1000, "a pipeline of 1000"),
+    #[cfg(not(windows))]
     (a_client_that_never_reads, "a client that never reads"),
 ];
 
@@ -664,6 +669,7 @@ fn a_pipeline_of_1000_requests_in_one_write() {
     run(pipeline_of_1000, "a pipeline of 1000");
 }
 
+#[cfg(not(windows))]
 #[test]
 fn a_client_that_never_reads_is_paused_not_buffered() {
     run(a_client_that_never_reads, "a client that never reads");
@@ -672,7 +678,7 @@ fn a_client_that_never_reads_is_paused_not_buffered() {
 #[test]
 fn all_scenarios_in_a_row_on_one_server() {
     let mut server = ServerProcess::tcp();
-    for (scenario, what) in SCENARIOS {
+    for &(scenario, what) in SCENARIOS {
         scenario(&mut server);
         assert_healthy(&mut server, &format!("{what} (in a row)"));
     }
