@@ -11,7 +11,9 @@
 //!   takes requests off a queue, registers each caller in a FIFO of pending
 //!   replies and writes the frames in batches; one reader task hands each
 //!   reply to the oldest pending caller. A round trip holds no lock, so many
-//!   calls are in flight on one connection at once.
+//!   calls are in flight on one connection at once. Event frames (status 2,
+//!   `PROTOCOL.md`) take no place in that order: the reader hands them to
+//!   the `Subscription`s of their event.
 //!
 //! For every `#[remote] fn echo(...)`, the macro generates a trait
 //! `EchoRemote` whose method `echo` is the typed stub, implemented for every
@@ -54,6 +56,15 @@ pub enum RpcError {
         /// The body received with it.
         body: Bytes,
     },
+    /// An event's envelope or payload did not decode into the expected type.
+    #[error("event {event}: the envelope did not decode: {source}")]
+    EventDecode {
+        /// The event's name.
+        event: &'static str,
+        /// What was wrong, and where in the envelope.
+        #[source]
+        source: DecodeError,
+    },
     /// The reply's CBOR body did not decode into the expected type.
     #[error("{method}: the reply did not decode: {source}")]
     Decode {
@@ -95,17 +106,23 @@ pub enum RpcError {
 }
 
 #[cfg(feature = "client")]
-pub use connection::{Client, DEFAULT_TIMEOUT};
+pub use connection::{Client, Subscription, DEFAULT_TIMEOUT, SUBSCRIPTION_QUEUE};
 
 #[cfg(feature = "client")]
 mod connection {
-    use std::collections::VecDeque;
+    use std::collections::{HashMap, VecDeque};
+    use std::fmt;
     use std::future::Future;
+    use std::marker::PhantomData;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Mutex, PoisonError};
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use bytes::{Bytes, BytesMut};
-    use futures_util::StreamExt;
+    use futures_util::{Stream, StreamExt};
+    use serde::de::DeserializeOwned;
     use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
     use tokio::sync::{mpsc, oneshot};
     use tokio_util::codec::FramedRead;
@@ -113,7 +130,8 @@ mod connection {
     use tracing::debug;
 
     use super::{RpcError, Transport};
-    use crate::codec::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_OK};
+    use crate::codec::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_EVENT, STATUS_OK};
+    use crate::events::{Event, SUBSCRIBE, UNSUBSCRIBE};
     use crate::Address;
 
     /// The timeout of a call unless [`Client::with_timeout`] sets another.
@@ -123,28 +141,60 @@ mod connection {
     const QUEUE: usize = 1024;
     /// The writer writes at most this much before taking more requests.
     const BATCH: usize = 64 * 1024;
+    /// Events a [`Subscription`] holds before the ones it has no room for
+    /// are dropped (and counted in [`Subscription::dropped`]).
+    pub const SUBSCRIPTION_QUEUE: usize = 1024;
 
     type ReplySender = oneshot::Sender<Result<Bytes, RpcError>>;
 
     struct Outgoing {
         method: Bytes,
         payload: Vec<u8>,
-        reply: ReplySender,
+        /// `None` for a request whose reply nobody awaits (the
+        /// `rpc.unsubscribe` of a dropped subscription).
+        reply: Option<ReplySender>,
     }
 
     /// The callers whose requests are written and not yet answered, oldest
     /// first. Locked only to push or pop one entry, never across I/O.
     #[derive(Default)]
     struct Pending {
-        queue: VecDeque<ReplySender>,
+        queue: VecDeque<Option<ReplySender>>,
         closed: bool,
+    }
+
+    /// Where the reader sends each event: the subscriptions of its name.
+    #[derive(Default)]
+    struct Routes {
+        by_name: HashMap<&'static str, Vec<Route>>,
+        next_id: u64,
+    }
+
+    struct Route {
+        id: u64,
+        events: mpsc::Sender<Bytes>,
+        dropped: Arc<AtomicU64>,
+    }
+
+    type SharedRoutes = Arc<Mutex<Routes>>;
+
+    impl fmt::Debug for Routes {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_map()
+                .entries(
+                    self.by_name
+                        .iter()
+                        .map(|(name, routes)| (name, routes.len())),
+                )
+                .finish()
+        }
     }
 
     type SharedPending = Arc<Mutex<Pending>>;
 
-    fn lock(pending: &SharedPending) -> std::sync::MutexGuard<'_, Pending> {
-        // Nothing panics while the lock is held; recover the queue anyway.
-        pending.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        // Nothing panics while these locks are held; recover anyway.
+        mutex.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A connection to a server, pipelined: every call's request is written
@@ -156,10 +206,12 @@ mod connection {
     /// call fails with [`RpcError::Closed`].
     ///
     /// Calls are made through the stubs `#[remote]` generates (`EchoRemote`
-    /// for `echo`, ...), or raw through [`Transport::call`].
+    /// for `echo`, ...), or raw through [`Transport::call`]. Events come
+    /// through [`subscribe`](Client::subscribe), on the same connection.
     #[derive(Debug, Clone)]
     pub struct Client {
         requests: mpsc::Sender<Outgoing>,
+        routes: SharedRoutes,
         timeout: Duration,
     }
 
@@ -219,6 +271,7 @@ mod connection {
         {
             let (requests, queue) = mpsc::channel(QUEUE);
             let pending = SharedPending::default();
+            let routes = SharedRoutes::default();
             let dead = CancellationToken::new();
             tokio::spawn(write_requests(
                 write,
@@ -226,9 +279,10 @@ mod connection {
                 Arc::clone(&pending),
                 dead.clone(),
             ));
-            tokio::spawn(read_replies(read, pending, dead));
+            tokio::spawn(read_replies(read, pending, Arc::clone(&routes), dead));
             Client {
                 requests,
+                routes,
                 timeout: DEFAULT_TIMEOUT,
             }
         }
@@ -251,12 +305,60 @@ mod connection {
             self.requests.is_closed()
         }
 
+        /// Subscribes this connection to the event `E` and returns the
+        /// stream of its payloads, once the server has confirmed (`rpc.subscribe`).
+        ///
+        /// Events arrive on the connection of the calls, in the order they
+        /// were fired; an event fired by a call of this connection comes
+        /// before that call's reply. Dropping the last subscription of an
+        /// event unsubscribes the connection from it (`rpc.unsubscribe`).
+        /// A server that does not know the event answers
+        /// [`RpcError::Status`] `rpc.subscribe: unknown event: NAME`.
+        pub async fn subscribe<E>(&self) -> Result<Subscription<E>, RpcError>
+        where
+            E: Event + DeserializeOwned,
+        {
+            let (events, queue) = mpsc::channel(SUBSCRIPTION_QUEUE);
+            let dropped = Arc::new(AtomicU64::new(0));
+            // Routed before the request: events may precede its reply.
+            let id = {
+                let mut routes = lock(&self.routes);
+                routes.next_id += 1;
+                let id = routes.next_id;
+                routes.by_name.entry(E::NAME).or_default().push(Route {
+                    id,
+                    events,
+                    dropped: Arc::clone(&dropped),
+                });
+                id
+            };
+            let subscription = Subscription {
+                queue,
+                id,
+                dropped,
+                client: self.clone(),
+                event: PhantomData,
+            };
+            let payload = names_payload(E::NAME)?;
+            self.round_trip(Bytes::from_static(SUBSCRIBE.as_bytes()), payload)
+                .await?;
+            Ok(subscription)
+        }
+
+        /// Calls a method named at run time (from a command line, say)
+        /// with a ready CBOR payload, like [`Transport::call`] does for the
+        /// stubs: the body of a status 0 reply, or the error.
+        pub async fn call_raw(&self, method: &str, payload: Vec<u8>) -> Result<Bytes, RpcError> {
+            self.round_trip(Bytes::copy_from_slice(method.as_bytes()), payload)
+                .await
+        }
+
         async fn round_trip(&self, method: Bytes, payload: Vec<u8>) -> Result<Bytes, RpcError> {
             let (reply, replied) = oneshot::channel();
             let request = Outgoing {
                 method,
                 payload,
-                reply,
+                reply: Some(reply),
             };
             let call = async {
                 self.requests
@@ -305,12 +407,14 @@ mod connection {
             while let Some(request) = next.take() {
                 // A caller gone before its request is written (timed out
                 // waiting in the queue) needs no frame and no reply.
-                if !request.reply.is_closed() {
+                if !request.reply.as_ref().is_some_and(|r| r.is_closed()) {
                     {
                         let mut pending = lock(&pending);
                         if pending.closed {
                             drop(pending);
-                            let _ = request.reply.send(Err(RpcError::Closed));
+                            if let Some(reply) = request.reply {
+                                let _ = reply.send(Err(RpcError::Closed));
+                            }
                             break 'connection;
                         }
                         pending.queue.push_back(request.reply);
@@ -337,17 +441,21 @@ mod connection {
         dead.cancel();
         queue.close();
         while let Ok(request) = queue.try_recv() {
-            let _ = request.reply.send(Err(RpcError::Closed));
+            if let Some(reply) = request.reply {
+                let _ = reply.send(Err(RpcError::Closed));
+            }
         }
         let _ = io.shutdown().await;
     }
 
     /// The reader task: gives each reply to the oldest pending caller. A
     /// caller that timed out has dropped its receiver; its reply is consumed
-    /// here all the same, so the next reply goes to the next caller.
+    /// here all the same, so the next reply goes to the next caller. Event
+    /// frames go to the subscriptions of their event instead.
     async fn read_replies<R: AsyncRead + Unpin>(
         io: R,
         pending: SharedPending,
+        routes: SharedRoutes,
         dead: CancellationToken,
     ) {
         let mut frames = FramedRead::new(io, ResponseCodec::default());
@@ -367,10 +475,16 @@ mod connection {
                     break;
                 }
             };
+            if response.status == STATUS_EVENT {
+                route_event(&routes, response.body);
+                continue;
+            }
             let Some(caller) = lock(&pending).queue.pop_front() else {
                 debug!("client: a reply to no request; closing the connection");
                 break;
             };
+            // A request nobody awaits (a dropped subscription's unsubscribe).
+            let Some(caller) = caller else { continue };
             let result = match response.status {
                 STATUS_OK => Ok(response.body),
                 STATUS_ERROR => Err(RpcError::Status(
@@ -389,8 +503,137 @@ mod connection {
             pending.closed = true;
             std::mem::take(&mut pending.queue)
         };
-        for caller in orphans {
+        for caller in orphans.into_iter().flatten() {
             let _ = caller.send(Err(RpcError::Closed));
+        }
+        // The subscriptions' streams end.
+        lock(&routes).by_name.clear();
+    }
+
+    /// Hands an event's envelope to every subscription of its name; one
+    /// whose queue is full drops it and counts it.
+    fn route_event(routes: &SharedRoutes, body: Bytes) {
+        #[derive(serde::Deserialize)]
+        struct Name {
+            #[serde(rename = "eventType")]
+            event_type: String,
+        }
+        let name = match crate::cbor::from_slice::<Name>(&body) {
+            Ok(name) => name.event_type,
+            Err(e) => {
+                debug!(error = %e, "client: an event frame without a name; ignored");
+                return;
+            }
+        };
+        let routes = lock(routes);
+        for route in routes.by_name.get(name.as_str()).into_iter().flatten() {
+            if let Err(mpsc::error::TrySendError::Full(_)) = route.events.try_send(body.clone()) {
+                route.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The `{"events": [NAME]}` payload of `rpc.subscribe` and `rpc.unsubscribe`.
+    fn names_payload(name: &'static str) -> Result<Vec<u8>, RpcError> {
+        let payload = std::collections::BTreeMap::from([("events", [name])]);
+        crate::__private::encode_args(SUBSCRIBE, &payload)
+    }
+
+    /// The typed events `E` a connection receives (see [`Client::subscribe`]):
+    /// a stream of payloads, or [`RpcError::EventDecode`] for an event that
+    /// does not decode into `E`. It ends when the connection closes.
+    /// Dropping it unsubscribes, unless another subscription of `E` remains.
+    pub struct Subscription<E> {
+        queue: mpsc::Receiver<Bytes>,
+        id: u64,
+        dropped: Arc<AtomicU64>,
+        client: Client,
+        event: PhantomData<fn() -> E>,
+    }
+
+    impl<E: Event> Subscription<E> {
+        /// Events this subscription missed: the `dropped` counts the server
+        /// reported in the envelopes received so far (the server counts per
+        /// connection, so they include other events' drops), plus those
+        /// dropped here because the stream was not read fast enough.
+        pub fn dropped(&self) -> u64 {
+            self.dropped.load(Ordering::Relaxed)
+        }
+    }
+
+    impl<E> fmt::Debug for Subscription<E>
+    where
+        E: Event,
+    {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("Subscription")
+                .field("event", &E::NAME)
+                .field("dropped", &self.dropped.load(Ordering::Relaxed))
+                .finish()
+        }
+    }
+
+    impl<E: Event + DeserializeOwned> Stream for Subscription<E> {
+        type Item = Result<E, RpcError>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            #[derive(serde::Deserialize)]
+            #[serde(bound = "E: DeserializeOwned")]
+            struct Envelope<E> {
+                payload: E,
+                #[serde(default)]
+                dropped: u64,
+            }
+            let this = self.get_mut();
+            let Some(body) = std::task::ready!(this.queue.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            Poll::Ready(Some(match crate::cbor::from_slice::<Envelope<E>>(&body) {
+                Ok(envelope) => {
+                    this.dropped.fetch_add(envelope.dropped, Ordering::Relaxed);
+                    Ok(envelope.payload)
+                }
+                Err(source) => Err(RpcError::EventDecode {
+                    event: E::NAME,
+                    source,
+                }),
+            }))
+        }
+    }
+
+    impl<E> Drop for Subscription<E> {
+        fn drop(&mut self) {
+            let mut routes = lock(&self.client.routes);
+            let mut last = None;
+            for (name, list) in routes.by_name.iter_mut() {
+                if let Some(at) = list.iter().position(|route| route.id == self.id) {
+                    list.remove(at);
+                    if list.is_empty() {
+                        last = Some(*name);
+                    }
+                    break;
+                }
+            }
+            let Some(name) = last else { return };
+            routes.by_name.remove(name);
+            let Ok(payload) = names_payload(name) else {
+                return;
+            };
+            let request = Outgoing {
+                method: Bytes::from_static(UNSUBSCRIBE.as_bytes()),
+                payload,
+                reply: None,
+            };
+            // Queued under the routes lock, so that a later subscribe to the
+            // same event is written after this unsubscribe.
+            if let Err(mpsc::error::TrySendError::Full(request)) =
+                self.client.requests.try_send(request)
+            {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let requests = self.client.requests.clone();
+                    runtime.spawn(async move { requests.send(request).await });
+                }
+            }
         }
     }
 }

@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
 pub const STATUS_OK: i32 = 0;
 /// Status of an error reply: the body is UTF-8 text, never empty.
 pub const STATUS_ERROR: i32 = 1;
+/// Status of an event frame (`PROTOCOL.md`): not a reply; the body is the
+/// CBOR envelope `{"eventType", "payload", ? "dropped"}`.
+pub const STATUS_EVENT: i32 = 2;
 
 const LEN: usize = 4;
 

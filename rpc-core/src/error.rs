@@ -42,6 +42,16 @@ pub enum Error {
         /// The Rust path of the second registration.
         second: &'static str,
     },
+    /// Two `#[event]` types were registered under the same wire name.
+    #[error("duplicate event {name:?}: registered by both {first} and {second}")]
+    DuplicateEvent {
+        /// The wire name registered twice.
+        name: &'static str,
+        /// The Rust path of the first registration.
+        first: &'static str,
+        /// The Rust path of the second registration.
+        second: &'static str,
+    },
     /// A limit given in the environment is not a valid value.
     #[error("invalid {name}={value:?}: {reason}")]
     InvalidConfig {

@@ -16,6 +16,8 @@
 //! - [`address`]: `tcp:HOST:PORT` and `unix:PATH`;
 //! - [`registry`]: the table of methods filled by `#[remote]` through
 //!   `inventory`, the [`Context`] handlers borrow, and the [`Reply`] they give;
+//! - [`events`]: library events (`#[event]`), fired through a [`Hub`](events::Hub)
+//!   to in-process listeners and to remote subscribers (`PROTOCOL.md`);
 //! - [`server`] (feature `server`): listeners, the accept loop, connections,
 //!   graceful shutdown;
 //! - [`client`]: the [`Transport`] the generated stubs call through and the
@@ -91,6 +93,7 @@ pub mod cbor;
 pub mod client;
 pub mod codec;
 mod error;
+pub mod events;
 pub mod registry;
 #[cfg(feature = "server")]
 pub mod server;
@@ -105,5 +108,7 @@ pub use client::Client;
 pub use client::{RpcError, Transport};
 pub use error::Error;
 pub use registry::{Context, Method, Registry, Reply};
+/// Declares an event payload type and its wire name; see [`events`].
+pub use rpc_macros::event;
 /// Marks an `async fn` as callable remotely; see the crate docs.
 pub use rpc_macros::remote;

@@ -36,6 +36,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, error, info, warn, Span};
 
 use crate::codec::{encode_response, RequestCodec, DEFAULT_MAX_FRAME};
+use crate::events::{self, EventTable, Hub, Subscriber};
 use crate::registry::{panic_reply, Call, CallFuture, Context, Registry, Reply};
 use crate::{Address, Error};
 
@@ -63,6 +64,10 @@ pub struct Config {
     /// How long a shutdown waits for connections to answer what they have
     /// read before aborting them. Default 30 s.
     pub drain_timeout: Duration,
+    /// Events waiting for one subscribed connection; beyond it, events for
+    /// that connection are dropped and counted (`PROTOCOL.md`).
+    /// Default [`events::DEFAULT_REMOTE_QUEUE`] (256).
+    pub max_event_queue: usize,
 }
 
 impl Default for Config {
@@ -74,6 +79,7 @@ impl Default for Config {
             max_connections: 16384,
             idle_timeout: None,
             drain_timeout: Duration::from_secs(30),
+            max_event_queue: events::DEFAULT_REMOTE_QUEUE,
         }
     }
 }
@@ -275,6 +281,8 @@ struct Shared {
     registry: &'static Registry,
     context: Context,
     config: Config,
+    /// The context's hub, whose events subscribers receive.
+    events: Hub,
     /// Set before the stop token is cancelled: connections read this flag on
     /// every turn (the token's own check takes a lock).
     stopping: AtomicBool,
@@ -282,13 +290,20 @@ struct Shared {
 
 impl Server {
     /// A server for every `#[remote]` function in the program, with default
-    /// limits. Fails if two functions share a wire name.
+    /// limits. Fails if two functions, or two events, share a wire name.
     pub fn new(context: Context) -> Result<Self, Error> {
+        EventTable::global()?;
         Ok(Self::with_registry(Registry::global()?, context))
     }
 
     /// A server for the methods of `registry`.
-    pub fn with_registry(registry: &'static Registry, context: Context) -> Self {
+    ///
+    /// Subscribers receive the events of the [`Hub`] in `context`; without
+    /// one, a new hub is added (a `#[remote]` function may take it as `&Hub`).
+    pub fn with_registry(registry: &'static Registry, mut context: Context) -> Self {
+        if context.get::<Hub>().is_none() {
+            context.insert(Arc::new(Hub::new()));
+        }
         Server {
             registry,
             context,
@@ -316,10 +331,15 @@ impl Server {
         listener: Listener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
+        let events = match self.context.get::<Hub>() {
+            Some(hub) => Hub::clone(&hub),
+            None => Hub::new(),
+        };
         let shared = Arc::new(Shared {
             registry: self.registry,
             context: self.context,
             config: self.config,
+            events,
             stopping: AtomicBool::new(false),
         });
         let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
@@ -490,6 +510,9 @@ struct Connection {
     idle: Option<Pin<Box<Sleep>>>,
     /// Closed for a protocol error: discard what the peer still sends.
     linger: bool,
+    /// Set by `rpc.subscribe`; a connection that never subscribes pays one
+    /// `is_some` per reply.
+    subscriber: Option<Box<Subscriber>>,
 }
 
 impl Connection {
@@ -507,6 +530,7 @@ impl Connection {
             stop_registered: false,
             idle: config.idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             linger: false,
+            subscriber: None,
             shared,
         }
     }
@@ -532,8 +556,15 @@ impl Connection {
                 debug!(conn = self.id, "idle timeout");
                 self.reading = Reading::Done;
             }
+            // Queued events before new requests: a request read finds its
+            // connection's queue empty unless the write backlog is full.
+            if let Some(subscriber) = &mut self.subscriber {
+                let backlog = self.shared.config.max_write_backlog;
+                progress |= subscriber.write_into(cx, &mut self.wbuf, backlog);
+            }
             progress |= self.read_requests(cx)?;
             while let Poll::Ready(Some(reply)) = self.in_flight.poll_next_unpin(cx) {
+                self.flush_events();
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 progress = true;
             }
@@ -658,8 +689,37 @@ impl Connection {
         Ok(progress)
     }
 
+    /// Writes the queued events before a reply: an event fired while a
+    /// request ran reaches its connection before the request's reply.
+    fn flush_events(&mut self) {
+        if let Some(subscriber) = &mut self.subscriber {
+            subscriber.flush_into(&mut self.wbuf, self.shared.config.max_write_backlog);
+        }
+    }
+
+    /// Answers the built-in methods (`rpc.*`) that need the connection.
+    fn builtin(&mut self, name: &[u8], payload: &[u8]) -> Option<(&'static str, Reply)> {
+        if !name.starts_with(b"rpc.") {
+            return None;
+        }
+        let events = &self.shared.events;
+        match name {
+            b"rpc.subscribe" => {
+                let capacity = self.shared.config.max_event_queue;
+                let reply = events::subscribe(events, &mut self.subscriber, capacity, payload);
+                Some((events::SUBSCRIBE, reply))
+            }
+            b"rpc.unsubscribe" => {
+                let reply = events::unsubscribe(events, self.subscriber.as_deref(), payload);
+                Some((events::UNSUBSCRIBE, reply))
+            }
+            _ => None,
+        }
+    }
+
     fn poll_idle(&mut self, cx: &mut TaskContext<'_>) -> bool {
-        let busy = !self.in_flight.is_empty() || !self.wbuf.is_empty();
+        // A subscriber awaits events: it is never idle.
+        let busy = !self.in_flight.is_empty() || !self.wbuf.is_empty() || self.subscriber.is_some();
         match (&mut self.idle, self.shared.config.idle_timeout) {
             (Some(idle), Some(timeout)) if self.reading == Reading::Open => {
                 if busy {
@@ -674,9 +734,14 @@ impl Connection {
     }
 
     fn start(&mut self, cx: &mut TaskContext<'_>, name: &[u8], payload: &[u8]) {
-        let shared = &self.shared;
-        let (method, call) = shared.registry.call(&shared.context, name, payload);
-        let method = method.map_or("", |m| m.name);
+        let (method, call) = match self.builtin(name, payload) {
+            Some((method, reply)) => (method, Call::Ready(reply)),
+            None => {
+                let shared = &self.shared;
+                let (method, call) = shared.registry.call(&shared.context, name, payload);
+                (method.map_or("", |m| m.name), call)
+            }
+        };
         let span = tracing::debug_span!(
             "request",
             method = %String::from_utf8_lossy(name),
@@ -702,6 +767,7 @@ impl Connection {
         // them, their reply goes straight to the write buffer.
         if self.in_flight.is_empty() {
             if let Poll::Ready(reply) = Pin::new(&mut in_flight).poll(cx) {
+                self.flush_events();
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 return;
             }

@@ -1,18 +1,21 @@
 //! # rpc-macros
 //!
-//! The `#[remote]` attribute. Use it through `rpc_core::remote`: the code it
-//! generates names `::rpc_core` and nothing else.
+//! The `#[remote]` and `#[event]` attributes. Use them through
+//! `rpc_core::remote` and `rpc_core::event`: the code they generate names
+//! `::rpc_core` and nothing else.
 //!
 //! # Layout
 //!
 //! - `parse`: the attribute's options (`name = "..."`);
 //! - `check`: the signature rules, each violation a spanned error;
 //! - `expand`: the arguments struct, the handler and its registration, and
-//!   the client stub.
+//!   the client stub;
+//! - `event`: `#[event("name")]`, parsed, checked and expanded in one file.
 
 use proc_macro::TokenStream;
 
 mod check;
+mod event;
 mod expand;
 mod parse;
 
@@ -50,4 +53,18 @@ fn expand_remote(
     let function: syn::ItemFn = syn::parse2(item)?;
     let remote = check::function(&options, &function)?;
     Ok(expand::remote(&function, &remote))
+}
+
+/// Declares an event: the payload type it is put on is fired under the wire
+/// name given, `#[event("on_echo_fired")]` (or `#[event(name = "...")]`).
+///
+/// Implements `rpc_core::events::Event` for the type and registers the name,
+/// so that a server knows it (`rpc.subscribe` refuses unknown names). The
+/// type must be a non-generic `struct` or `enum` that is `Serialize + Clone +
+/// Send + Sync + 'static`; names starting with `rpc.` are reserved.
+#[proc_macro_attribute]
+pub fn event(attr: TokenStream, item: TokenStream) -> TokenStream {
+    event::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

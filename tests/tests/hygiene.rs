@@ -1,6 +1,7 @@
 //! `#[remote]` expands inside `#![no_implicit_prelude]`, registers each
 //! function under the right name with the right payload keys, and generates
-//! stubs that reach the functions through any `Transport`.
+//! stubs that reach the functions through any `Transport`; `#[event]`
+//! expands there too and registers its name.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -38,6 +39,11 @@ mod remote_fns {
             }
         }
     }
+
+    /// An event declared without the prelude.
+    #[::rpc_core::event("hygiene.event")]
+    #[derive(::core::clone::Clone, ::serde::Serialize)]
+    pub(super) struct HygieneEvent;
 
     #[remote(name = "hygiene.renamed")]
     async fn hygiene_rust_name() -> bool {
@@ -274,4 +280,13 @@ fn a_reply_of_the_wrong_type_is_a_decode_error() {
     );
     // A text reply is a fine `String`.
     assert_eq!(results.raw.unwrap(), "nonsense");
+}
+
+#[test]
+fn events_expand_without_the_prelude_and_register() {
+    use rpc_core::events::{Event, EventTable};
+    assert_eq!(<remote_fns::HygieneEvent as Event>::NAME, "hygiene.event");
+    let table = EventTable::global().unwrap();
+    let def = table.events()[table.index("hygiene.event").unwrap()];
+    assert_eq!(def.path, "hygiene::remote_fns::HygieneEvent");
 }

@@ -31,8 +31,10 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .try_init();
     let address: Address = address.parse()?;
     let config = Config::from_env()?;
-    let server =
-        Server::new(Context::new().with(Timer::new(SERVER_TIMER_NAME)))?.with_config(config);
+    // The server delivers the events of the hub in its context: the timer's.
+    let timer = Timer::new(SERVER_TIMER_NAME);
+    let context = Context::new().with(timer.events().clone()).with(timer);
+    let server = Server::new(context)?.with_config(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -7,7 +7,7 @@ use super::Config;
 use crate::Error;
 
 /// The variables [`Config::from_env`] reads, with what each sets.
-pub const ENV_VARS: [(&str, &str); 6] = [
+pub const ENV_VARS: [(&str, &str); 7] = [
     ("RPC_MAX_FRAME", "max_frame, in bytes"),
     (
         "RPC_MAX_IN_FLIGHT",
@@ -20,6 +20,10 @@ pub const ENV_VARS: [(&str, &str); 6] = [
         "idle_timeout, in milliseconds; 0 is never",
     ),
     ("RPC_DRAIN_TIMEOUT_MS", "drain_timeout, in milliseconds"),
+    (
+        "RPC_MAX_EVENT_QUEUE",
+        "max_event_queue, events per subscribed connection",
+    ),
 ];
 
 impl Config {
@@ -82,6 +86,9 @@ impl Config {
         if let Some(ms) = get("RPC_DRAIN_TIMEOUT_MS", 0)? {
             config.drain_timeout = Duration::from_millis(ms);
         }
+        if let Some(n) = get("RPC_MAX_EVENT_QUEUE", 1)? {
+            config.max_event_queue = size(n);
+        }
         Ok(config)
     }
 }
@@ -116,6 +123,7 @@ mod tests {
             ("RPC_MAX_CONNECTIONS", " 3 "),
             ("RPC_IDLE_TIMEOUT_MS", "1500"),
             ("RPC_DRAIN_TIMEOUT_MS", "0"),
+            ("RPC_MAX_EVENT_QUEUE", "8"),
         ])
         .unwrap();
         assert_eq!(config.max_frame, 1024);
@@ -124,6 +132,7 @@ mod tests {
         assert_eq!(config.max_connections, 3);
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(config.drain_timeout, Duration::ZERO);
+        assert_eq!(config.max_event_queue, 8);
         let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
         assert_eq!(off.idle_timeout, None);
     }

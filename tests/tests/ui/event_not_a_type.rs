@@ -1,0 +1,6 @@
+use rpc_core::event;
+
+#[event("ping")]
+fn ping() {}
+
+fn main() {}
