@@ -38,6 +38,10 @@
 //! # }
 //! ```
 
+// The remote side (subscribers, event frames) serves the `server` feature
+// only; without it, it is compiled but unused.
+#![cfg_attr(not(feature = "server"), allow(dead_code))]
+
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
@@ -300,7 +304,6 @@ impl Hub {
             hub: self.clone(),
             queue,
             rx,
-            carried: 0,
         }
     }
 }
@@ -463,8 +466,6 @@ pub(crate) struct Subscriber {
     hub: Hub,
     queue: Arc<RemoteQueue>,
     rx: mpsc::Receiver<Queued>,
-    /// Dropped by [`flush_into`](Self::flush_into), told with the next event written.
-    carried: u64,
 }
 
 impl fmt::Debug for Subscriber {
@@ -571,7 +572,7 @@ impl Subscriber {
         while wbuf.len() < backlog {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(queued)) => {
-                    queued.encode(queued.dropped + std::mem::take(&mut self.carried), wbuf);
+                    queued.encode(wbuf);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -580,16 +581,12 @@ impl Subscriber {
         progress
     }
 
-    /// Empties the queue before a reply is written after it: every event
-    /// fired before the reply goes before it. Events that find `wbuf` over
-    /// `backlog` (a peer that does not read) are dropped and counted.
-    pub(crate) fn flush_into(&mut self, wbuf: &mut BytesMut, backlog: usize) {
+    /// Empties the queue (at most its capacity of events) into `wbuf`
+    /// before a reply is written after them: every event fired before the
+    /// reply goes before it.
+    pub(crate) fn flush_into(&mut self, wbuf: &mut BytesMut) {
         while let Ok(queued) = self.rx.try_recv() {
-            if wbuf.len() < backlog {
-                queued.encode(queued.dropped + std::mem::take(&mut self.carried), wbuf);
-            } else {
-                self.carried += queued.dropped + 1;
-            }
+            queued.encode(wbuf);
         }
     }
 }
@@ -604,9 +601,9 @@ impl Drop for Subscriber {
 
 impl Queued {
     /// Appends the status 2 frame of this event to `dst`, its envelope
-    /// carrying `"dropped": N` when `dropped` (this event's count plus any
-    /// the connection adds) is not 0.
-    fn encode(&self, dropped: u64, dst: &mut BytesMut) {
+    /// carrying `"dropped": N` when events were dropped just before it.
+    fn encode(&self, dst: &mut BytesMut) {
+        let dropped = self.dropped;
         let mut tail = [0u8; DROPPED_KEY.len() + 9];
         let tail_len = if dropped > 0 {
             tail[..DROPPED_KEY.len()].copy_from_slice(DROPPED_KEY);
@@ -814,34 +811,36 @@ mod tests {
         }
         hub.emit_with(|| -> Pong { panic!("built with no subscriber of pong") });
         let mut wbuf = BytesMut::new();
-        sub.flush_into(&mut wbuf, usize::MAX);
+        sub.flush_into(&mut wbuf);
         assert_eq!(frames(&wbuf), [ping(1, None), ping(2, None)]);
         // Room again: the next event carries the three dropped.
         hub.emit(Ping { n: 6 });
         let mut wbuf = BytesMut::new();
-        sub.flush_into(&mut wbuf, usize::MAX);
+        sub.flush_into(&mut wbuf);
         assert_eq!(frames(&wbuf), [ping(6, Some(3))]);
         // Exactly the CBOR a peer would encode: definite lengths, keys in order.
         assert_eq!(&wbuf[8..], &cbor(&ping(6, Some(3)).1)[..]);
     }
 
     #[test]
-    fn events_over_the_backlog_before_a_reply_are_dropped_and_told_later() {
+    fn events_wait_in_the_queue_while_the_backlog_is_full() {
         let hub = Hub::with_table(table());
         let mut slot = None;
         subscribe(&hub, &mut slot, 8, &[0xa0]);
         let sub = slot.as_mut().unwrap();
         hub.emit(Ping { n: 1 });
         hub.emit(Ping { n: 2 });
-        let mut wbuf = BytesMut::new();
-        sub.flush_into(&mut wbuf, 1);
-        assert_eq!(frames(&wbuf), [ping(1, None)]);
-        hub.emit(Ping { n: 3 });
         let waker = futures_util::task::noop_waker();
         let mut cx = TaskContext::from_waker(&waker);
         let mut wbuf = BytesMut::new();
-        assert!(sub.write_into(&mut cx, &mut wbuf, usize::MAX));
-        assert_eq!(frames(&wbuf), [ping(3, Some(1))]);
+        // One frame takes the buffer over a backlog of 1 byte: the next waits.
+        assert!(sub.write_into(&mut cx, &mut wbuf, 1));
+        assert_eq!(frames(&wbuf), [ping(1, None)]);
+        assert!(!sub.write_into(&mut cx, &mut wbuf, 1));
+        // Before a reply, everything queued goes, backlog or not.
+        hub.emit(Ping { n: 3 });
+        sub.flush_into(&mut wbuf);
+        assert_eq!(frames(&wbuf), [ping(1, None), ping(2, None), ping(3, None)]);
         assert!(!sub.write_into(&mut cx, &mut wbuf, usize::MAX));
     }
 

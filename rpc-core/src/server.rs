@@ -563,7 +563,14 @@ impl Connection {
                 progress |= subscriber.write_into(cx, &mut self.wbuf, backlog);
             }
             progress |= self.read_requests(cx)?;
-            while let Poll::Ready(Some(reply)) = self.in_flight.poll_next_unpin(cx) {
+            // Replies wait in `in_flight` while the backlog is full, so that
+            // the events flushed before each (at most a queue's worth) are
+            // the only bytes to go over it.
+            let backlog = self.shared.config.max_write_backlog;
+            while self.wbuf.len() < backlog {
+                let Poll::Ready(Some(reply)) = self.in_flight.poll_next_unpin(cx) else {
+                    break;
+                };
                 self.flush_events();
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 progress = true;
@@ -693,7 +700,7 @@ impl Connection {
     /// request ran reaches its connection before the request's reply.
     fn flush_events(&mut self) {
         if let Some(subscriber) = &mut self.subscriber {
-            subscriber.flush_into(&mut self.wbuf, self.shared.config.max_write_backlog);
+            subscriber.flush_into(&mut self.wbuf);
         }
     }
 

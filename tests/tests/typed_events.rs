@@ -159,3 +159,20 @@ fn an_in_process_listener_and_a_remote_subscriber_share_the_hub() {
         serving.await.unwrap().unwrap();
     });
 }
+
+/// What `examples/typed_client/src/bin/typed_events.rs` prints: each event
+/// before the reply of the call that fired it.
+const EXAMPLE_OUTPUT: &str = r#"[typed_events] subscribed to on_echo_fired and on_job_scheduled
+[typed_events] event on_echo_fired    <- EchoFired { message: "hello, subscriber", echo_count: 1 }
+[typed_events] reply echo             <- EchoReply { echoed: "hello, subscriber", timer_name: "ipc-server" }
+[typed_events] event on_job_scheduled <- JobScheduled { job_id: "ipc-server:nightly", will_run_count: 4 }
+[typed_events] reply schedule         <- ScheduleReply { job_id: "ipc-server:nightly", will_run_count: 4, first_run_at_ms: 0, effective_backoff_ms: 500 }
+"#;
+
+#[test]
+fn the_typed_events_example() {
+    let server = ServerProcess::tcp();
+    let (status, stdout, stderr) = tests::run(&tests::binary("typed_events"), &[&server.address]);
+    assert!(status.success(), "typed_events failed: {stderr}");
+    assert_eq!(stdout, EXAMPLE_OUTPUT);
+}
