@@ -50,36 +50,42 @@ static METHODS: [Method; 6] = [
         params: &[],
         path: "b::version",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
     Method {
         name: "echo",
         params: &["req"],
         path: "b::echo",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
     Method {
         name: "complex",
         params: &["req"],
         path: "b::complex",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
     Method {
         name: "schedule",
         params: &["job", "retry", "schedule"],
         path: "b::schedule",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
     Method {
         name: "math.add",
         params: &["a", "b"],
         path: "b::add",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
     Method {
         name: "math.sub",
         params: &["a", "b"],
         path: "b::sub",
         handler: ready,
+        types: rpc_core::describe::Types::untyped,
     },
 ];
 

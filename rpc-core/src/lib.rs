@@ -16,6 +16,8 @@
 //! - [`address`]: `tcp:HOST:PORT` and `unix:PATH`;
 //! - [`registry`]: the table of methods filled by `#[remote]` through
 //!   `inventory`, the [`Context`] handlers borrow, and the [`Reply`] they give;
+//! - [`describe`]: the built-in `rpc.describe`, the methods and their CDDL
+//!   generated from the Rust types;
 //! - [`events`]: library events (`#[event]`), fired through a [`Hub`](events::Hub)
 //!   to in-process listeners and to remote subscribers (`PROTOCOL.md`);
 //! - [`server`] (feature `server`): listeners, the accept loop, connections,
@@ -92,6 +94,7 @@ pub mod address;
 pub mod cbor;
 pub mod client;
 pub mod codec;
+pub mod describe;
 mod error;
 pub mod events;
 pub mod registry;

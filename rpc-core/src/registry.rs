@@ -81,6 +81,9 @@ pub struct Method {
     pub path: &'static str,
     /// The generated handler.
     pub handler: Handler,
+    /// Traces the payload and reply types, for `rpc.describe` (see
+    /// [`crate::describe`]); called only when describing.
+    pub types: fn() -> crate::describe::Types,
 }
 
 inventory::collect!(Method);
@@ -259,18 +262,21 @@ mod tests {
         params: &[],
         path: "x::a",
         handler: noop,
+        types: crate::describe::Types::untyped,
     };
     static B: Method = Method {
         name: "b",
         params: &["p"],
         path: "x::b",
         handler: noop,
+        types: crate::describe::Types::untyped,
     };
     static A2: Method = Method {
         name: "a",
         params: &[],
         path: "y::a",
         handler: noop,
+        types: crate::describe::Types::untyped,
     };
 
     #[test]
@@ -316,6 +322,7 @@ mod tests {
             params: &[],
             path: "x::boom",
             handler: boom,
+            types: crate::describe::Types::untyped,
         };
         let reg = Registry::from_methods([&BOOM]).unwrap();
         let (_, call) = reg.call(&Context::new(), b"boom", b"");

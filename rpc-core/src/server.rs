@@ -304,6 +304,8 @@ impl Server {
         if context.get::<Hub>().is_none() {
             context.insert(Arc::new(Hub::new()));
         }
+        // What `rpc.describe` describes.
+        context.insert(Arc::new(crate::describe::ServedRegistry(registry)));
         Server {
             registry,
             context,

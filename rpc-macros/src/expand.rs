@@ -1,7 +1,8 @@
 //! The code `#[remote]` generates beside the function: an arguments struct
 //! named after the parameters, a handler that decodes it and calls the
-//! function with the server's context, the handler's registration, and the
-//! client stub (a trait `NameRemote` implemented for every transport).
+//! function with the server's context, the handler's registration (with the
+//! arguments and reply types, traced for `rpc.describe`), and the client stub
+//! (a trait `NameRemote` implemented for every transport).
 //!
 //! Every path is absolute (`::rpc_core`, `::core`, `::std`) so that the
 //! expansion works in any module, `#![no_implicit_prelude]` included.
@@ -54,6 +55,7 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
         quote!(::rpc_core::__private::encode_ok(#name, &__ret))
     };
     let args_struct = format_ident!("__RemoteArgs_{}", fn_ident);
+    let ok = ok_type(&function.sig.output, remote.returns_result);
     let stub = stub(function, remote);
 
     quote! {
@@ -93,6 +95,7 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
                     params: &[#(#keys),*],
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     handler: __remote_handler,
+                    types: ::rpc_core::describe::Types::of::<#args_struct, #ok>,
                 }
             }
         };

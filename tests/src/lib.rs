@@ -43,6 +43,8 @@ pub fn binary(name: &str) -> PathBuf {
                 "client",
                 "-p",
                 "typed_client",
+                "-p",
+                "rpc-cli",
                 "--bins",
             ])
             .current_dir(workspace_root())

@@ -97,6 +97,8 @@ fn the_registry_holds_every_linked_function() {
             ("complex", &["req"]),
             ("echo", &["req"]),
             ("math.div", &["a", "b"]),
+            // The built-in, registered by rpc-core itself.
+            ("rpc.describe", &[]),
             ("schedule", &["job", "retry", "schedule"]),
             ("version", &[]),
         ]

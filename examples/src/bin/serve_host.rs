@@ -1,7 +1,10 @@
 //! `serve_host ADDRESS`: links the timer library and lets it serve itself,
 //! through the same C entry point (`my_timer_serve`) any other host calls.
+//! `serve_host --describe` prints what it would serve (the reply of
+//! `rpc.describe`) as JSON, without serving.
 
 use std::ffi::CString;
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,20 +13,55 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request.\n\nLimits (environment; defaults in brackets):\n  RPC_MAX_FRAME          largest request in bytes [4194304]\n  RPC_MAX_IN_FLIGHT      requests running at once per connection [128]\n  RPC_MAX_WRITE_BACKLOG  unsent reply bytes before a connection is paused [1048576]\n  RPC_MAX_CONNECTIONS    connections served at once; more wait [16384]\n  RPC_IDLE_TIMEOUT_MS    close a silent connection after this long; 0 never [0]\n  RPC_DRAIN_TIMEOUT_MS   how long SIGTERM waits for owed replies [30000]"
+    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host --describe > timer.json\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request.\n\nLimits (environment; defaults in brackets):\n  RPC_MAX_FRAME          largest request in bytes [4194304]\n  RPC_MAX_IN_FLIGHT      requests running at once per connection [128]\n  RPC_MAX_WRITE_BACKLOG  unsent reply bytes before a connection is paused [1048576]\n  RPC_MAX_CONNECTIONS    connections served at once; more wait [16384]\n  RPC_IDLE_TIMEOUT_MS    close a silent connection after this long; 0 never [0]\n  RPC_DRAIN_TIMEOUT_MS   how long SIGTERM waits for owed replies [30000]"
 )]
 struct Args {
     /// Where to listen: tcp:HOST:PORT (port 0 picks a free port) or unix:PATH.
-    address: String,
+    #[arg(required_unless_present = "describe")]
+    address: Option<String>,
+    /// Print the methods, events and CDDL (the reply of `rpc.describe`) as
+    /// JSON and exit, without serving.
+    #[arg(long, conflicts_with = "address")]
+    describe: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let Ok(address) = CString::new(args.address) else {
+    let address = match args.address {
+        Some(address) if !args.describe => address,
+        _ => return describe(),
+    };
+    let Ok(address) = CString::new(address) else {
         eprintln!("serve_host: the address must not contain a NUL byte");
         return ExitCode::from(2);
     };
     // SAFETY: `address` is a valid NUL-terminated string for the whole call.
     let status = unsafe { my_timer::my_timer_serve(address.as_ptr()) };
     ExitCode::from(u8::try_from(status).unwrap_or(1))
+}
+
+/// Prints the description of every method linked in (the timer's and the
+/// built-ins) as JSON.
+fn describe() -> ExitCode {
+    // Naming the library links it, and its methods register.
+    let _ = my_timer::VERSION;
+    let registry = match rpc_core::Registry::global() {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!("serve_host: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let description = rpc_core::describe::describe(registry);
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, &description)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout));
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("serve_host: cannot write the description: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

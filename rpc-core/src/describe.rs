@@ -1,0 +1,665 @@
+//! Introspection: what a registry serves, as data and as a CDDL document
+//! (RFC 8610) generated from the Rust types of its methods.
+//!
+//! The types are traced with `serde-reflection`, which drives each type's own
+//! `Deserialize` implementation: the keys are exactly the ones serde reads
+//! (`rename_all`, `rename` and the rest honoured), with no second derive to
+//! keep in step. A type serde-reflection cannot trace (one that inspects its
+//! input with `deserialize_any`, say) is described as `any`, with a comment
+//! saying why.
+//!
+//! # Layout
+//!
+//! - [`Types`]: the traced payload and reply types of one method; `#[remote]`
+//!   records [`Types::of`] in every [`Method`];
+//! - [`Description`] and [`describe`]: the reply of the built-in method
+//!   `rpc.describe` (registered here, so every registry built from the
+//!   inventory serves it);
+//! - [`cddl`]: the document: `NAME-args` and `NAME-reply` per method, one rule
+//!   per named type they use, `NAME-payload` per event;
+//! - [`ServedRegistry`]: the registry `rpc.describe` describes, put in the
+//!   [`Context`] by the server.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_reflection::{ContainerFormat, Format, Named, Samples, Tracer, TracerConfig};
+
+use crate::registry::{Call, Context, Method, Registry};
+
+/// The wire name of the built-in method that describes the server.
+pub const DESCRIBE: &str = "rpc.describe";
+
+/// The payload and reply types of one method, traced for its description.
+#[derive(Debug, Clone)]
+pub struct Types {
+    args: Shape,
+    reply: Shape,
+}
+
+impl Types {
+    /// The types of a method whose payload decodes into `A` and whose status
+    /// 0 reply decodes into `R`. `#[remote]` records
+    /// `Types::of::<ArgsStruct, Reply>` for every function.
+    pub fn of<A: DeserializeOwned, R: DeserializeOwned>() -> Types {
+        Types {
+            args: Shape::trace::<A>(),
+            reply: Shape::trace::<R>(),
+        }
+    }
+
+    /// A method described as taking any map and replying anything.
+    pub fn untyped() -> Types {
+        Types {
+            args: Shape::Any,
+            reply: Shape::Any,
+        }
+    }
+}
+
+/// One traced type: its format and the named containers (structs, enums)
+/// it reaches, by serde name.
+#[derive(Debug, Clone)]
+enum Shape {
+    Traced {
+        root: Format,
+        containers: BTreeMap<String, ContainerFormat>,
+    },
+    Any,
+    Failed(String),
+}
+
+/// More rounds than any type has nested enums discovered one layer at a time.
+const ROUNDS: usize = 16;
+/// More passes than any enum has variants.
+const PASSES: usize = 256;
+
+impl Shape {
+    fn trace<T: DeserializeOwned>() -> Shape {
+        // One pass explores one variant of each enum; an enum reached through
+        // a field is only known by name once a pass has failed to complete it.
+        let samples = Samples::new();
+        let mut enums: BTreeSet<String> = BTreeSet::new();
+        for _ in 0..ROUNDS {
+            let mut tracer = Tracer::new(TracerConfig::default());
+            let mut root = Format::Unit;
+            for _ in 0..PASSES {
+                match tracer.trace_type_once::<T>(&samples) {
+                    Ok((format, _)) => root = format,
+                    Err(e) => return Shape::Failed(e.to_string()),
+                }
+                let mut incomplete = false;
+                for name in &enums {
+                    incomplete |= tracer.check_incomplete_enum(name).is_some();
+                }
+                if !incomplete {
+                    break;
+                }
+            }
+            match tracer.registry() {
+                Ok(containers) => return Shape::Traced { root, containers },
+                Err(serde_reflection::Error::MissingVariants(names)) => {
+                    let known = enums.len();
+                    enums.extend(names);
+                    if enums.len() == known {
+                        break;
+                    }
+                }
+                Err(e) => return Shape::Failed(e.to_string()),
+            }
+        }
+        Shape::Failed("some enum variants could not be traced".into())
+    }
+}
+
+/// What `rpc.describe` answers: the methods, the events and the CDDL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Description {
+    /// Every method, built-ins included, sorted by name.
+    pub methods: Vec<MethodInfo>,
+    /// Every event name, sorted.
+    pub events: Vec<String>,
+    /// The CDDL document of the methods and events.
+    pub cddl: String,
+}
+
+/// One method of a [`Description`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodInfo {
+    /// The wire name.
+    pub name: String,
+    /// The payload keys, in declaration order.
+    pub params: Vec<String>,
+}
+
+/// Describes `registry`: its methods and the events of the program.
+pub fn describe(registry: &Registry) -> Description {
+    Description {
+        methods: registry
+            .methods()
+            .iter()
+            .map(|m| MethodInfo {
+                name: m.name.to_owned(),
+                params: m.params.iter().map(|p| (*p).to_owned()).collect(),
+            })
+            .collect(),
+        events: registered_events().into_iter().map(str::to_owned).collect(),
+        cddl: cddl(registry),
+    }
+}
+
+/// The names of the events the program declares, sorted.
+fn registered_events() -> Vec<&'static str> {
+    // No events exist yet: the list stays empty until they do.
+    Vec::new()
+}
+
+/// The registry `rpc.describe` describes, as the server puts it in the
+/// [`Context`] of its methods. Without it (a handler called outside a
+/// server), `rpc.describe` describes [`Registry::global`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServedRegistry(pub &'static Registry);
+
+/// The (empty) payload of `rpc.describe`: any map is accepted.
+#[derive(Deserialize)]
+struct DescribeArgs {}
+
+fn rpc_describe(ctx: &Context, payload: &[u8]) -> Call {
+    if let Err(reply) = crate::__private::decode_args::<DescribeArgs>(DESCRIBE, payload) {
+        return Call::Ready(reply);
+    }
+    let registry = match ctx.get::<ServedRegistry>() {
+        Some(served) => served.0,
+        None => match Registry::global() {
+            Ok(registry) => registry,
+            Err(e) => {
+                return Call::Ready(crate::Reply::error(format!(
+                    "{DESCRIBE}: internal error: {e}"
+                )))
+            }
+        },
+    };
+    Call::Ready(crate::__private::encode_ok(DESCRIBE, &describe(registry)))
+}
+
+inventory::submit! {
+    Method {
+        name: DESCRIBE,
+        params: &[],
+        path: "rpc_core::describe::rpc_describe",
+        handler: rpc_describe,
+        types: Types::of::<DescribeArgs, Description>,
+    }
+}
+
+/// The CDDL document of `registry`: for each method `NAME-args` (its payload;
+/// maps accept unknown keys) and `NAME-reply` (the body of a status 0
+/// reply), one rule per named type they use, and `NAME-payload` per event.
+///
+/// A method name that is not a valid rule name has each invalid character
+/// replaced with `-` (and `_` put before a first character that cannot
+/// start a name).
+pub fn cddl(registry: &Registry) -> String {
+    let mut doc = Doc::default();
+    let methods: Vec<_> = registry
+        .methods()
+        .iter()
+        .map(|method| {
+            let types = (method.types)();
+            let base = doc.unique(&rule_name(method.name));
+            let args = doc.add(types.args);
+            let reply = doc.add(types.reply);
+            (method.name, base, args, reply)
+        })
+        .collect();
+    for &(_, _, args, reply) in &methods {
+        doc.reach_root(args, true);
+        doc.reach_root(reply, false);
+    }
+    doc.name_types();
+
+    let mut out = String::from(
+        "; The methods of this server, generated from their Rust types (CDDL, RFC 8610).\n\
+         ; NAME-args: a request's payload (unknown keys are ignored);\n\
+         ; NAME-reply: the body of a status 0 reply. Status 1 bodies are UTF-8 text.\n",
+    );
+    for (name, base, args, reply) in &methods {
+        let _ = write!(out, "\n; {name}\n");
+        doc.write_root(&mut out, &format!("{base}-args"), *args, true);
+        doc.write_root(&mut out, &format!("{base}-reply"), *reply, false);
+    }
+    doc.write_types(&mut out);
+    out
+}
+
+/// `math.div` → `math.div`, `a b` → `a-b`, `9lives` → `_9lives`.
+fn rule_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    for (i, c) in name.chars().enumerate() {
+        let start = c.is_ascii_alphabetic() || matches!(c, '@' | '_' | '$');
+        if i == 0 && !start {
+            out.push('_');
+        }
+        let valid = start || c.is_ascii_digit() || (i > 0 && matches!(c, '-' | '.'));
+        out.push(if valid { c } else { '-' });
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// `EchoRequest` → `echo-request`, `HTTPServer` → `http-server`.
+fn kebab(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let mut out = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let after_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let acronym_end = i > 0
+                && chars[i - 1].is_ascii_uppercase()
+                && chars.get(i + 1).is_some_and(char::is_ascii_lowercase);
+            if after_lower || acronym_end {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    rule_name(&out)
+}
+
+/// The names of the standard prelude (RFC 8610, appendix D): never redefined.
+const PRELUDE: &[&str] = &[
+    "any",
+    "uint",
+    "nint",
+    "int",
+    "bstr",
+    "bytes",
+    "tstr",
+    "text",
+    "tdate",
+    "time",
+    "number",
+    "biguint",
+    "bignint",
+    "bigint",
+    "integer",
+    "unsigned",
+    "decfrac",
+    "bigfloat",
+    "eb64url",
+    "eb64legacy",
+    "eb16",
+    "encoded-cbor",
+    "uri",
+    "b64url",
+    "b64legacy",
+    "regexp",
+    "mime-message",
+    "cbor-any",
+    "float16",
+    "float32",
+    "float64",
+    "float16-32",
+    "float32-64",
+    "float",
+    "false",
+    "true",
+    "bool",
+    "nil",
+    "null",
+    "undefined",
+];
+
+/// A named container, shared by every shape that has the same one.
+struct Entry {
+    source: String,
+    format: ContainerFormat,
+    /// The shape whose names its references resolve through.
+    scope: usize,
+    /// Reached from a payload (its maps accept unknown keys).
+    open: bool,
+    /// Reached through a reference, so it needs a rule.
+    referenced: bool,
+    rule: String,
+}
+
+enum Root {
+    Traced { root: Format, scope: usize },
+    Any,
+    Failed(String),
+}
+
+#[derive(Default)]
+struct Doc {
+    entries: Vec<Entry>,
+    /// Per traced shape: serde name → entry.
+    scopes: Vec<BTreeMap<String, usize>>,
+    roots: Vec<Root>,
+    taken: HashSet<String>,
+    /// (entry, from a payload) pairs already walked.
+    walked: HashSet<(usize, bool)>,
+}
+
+impl Doc {
+    fn unique(&mut self, base: &str) -> String {
+        let mut name = base.to_owned();
+        let mut n = 2;
+        while PRELUDE.contains(&name.as_str()) || !self.taken.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        name
+    }
+
+    fn add(&mut self, shape: Shape) -> usize {
+        let root = match shape {
+            Shape::Traced { root, containers } => {
+                let scope = self.scopes.len();
+                let mut names = BTreeMap::new();
+                for (source, format) in containers {
+                    let same = self
+                        .entries
+                        .iter()
+                        .position(|e| e.source == source && e.format == format);
+                    let index = same.unwrap_or_else(|| {
+                        self.entries.push(Entry {
+                            source: source.clone(),
+                            format,
+                            scope,
+                            open: false,
+                            referenced: false,
+                            rule: String::new(),
+                        });
+                        self.entries.len() - 1
+                    });
+                    names.insert(source, index);
+                }
+                self.scopes.push(names);
+                Root::Traced { root, scope }
+            }
+            Shape::Any => Root::Any,
+            Shape::Failed(why) => Root::Failed(why),
+        };
+        self.roots.push(root);
+        self.roots.len() - 1
+    }
+
+    /// Marks what a root reaches: its own container is written inline, the
+    /// containers it refers to need rules.
+    fn reach_root(&mut self, root: usize, open: bool) {
+        let Root::Traced { root, scope } = &self.roots[root] else {
+            return;
+        };
+        let (root, scope) = (root.clone(), *scope);
+        match self.inline(&root, scope) {
+            Some(entry) => {
+                let format = self.entries[entry].format.clone();
+                let scope = self.entries[entry].scope;
+                self.reach_container(&format, scope, open);
+            }
+            None => self.reach_format(&root, scope, open),
+        }
+    }
+
+    /// The container a root names, written inline in the method's rule.
+    fn inline(&self, root: &Format, scope: usize) -> Option<usize> {
+        match root {
+            Format::TypeName(name) => self.scopes[scope].get(name).copied(),
+            _ => None,
+        }
+    }
+
+    fn reach_entry(&mut self, entry: usize, open: bool) {
+        self.entries[entry].referenced = true;
+        self.entries[entry].open |= open;
+        if self.walked.insert((entry, open)) {
+            let format = self.entries[entry].format.clone();
+            let scope = self.entries[entry].scope;
+            self.reach_container(&format, scope, open);
+        }
+    }
+
+    fn reach_container(&mut self, container: &ContainerFormat, scope: usize, open: bool) {
+        for format in children(container) {
+            self.reach_format(format, scope, open);
+        }
+    }
+
+    fn reach_format(&mut self, format: &Format, scope: usize, open: bool) {
+        match format {
+            Format::TypeName(name) => {
+                if let Some(&entry) = self.scopes[scope].get(name) {
+                    self.reach_entry(entry, open);
+                }
+            }
+            Format::Option(inner) | Format::Seq(inner) => self.reach_format(inner, scope, open),
+            Format::TupleArray { content, .. } => self.reach_format(content, scope, open),
+            Format::Map { key, value } => {
+                self.reach_format(key, scope, open);
+                self.reach_format(value, scope, open);
+            }
+            Format::Tuple(items) => {
+                for item in items {
+                    self.reach_format(item, scope, open);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn name_types(&mut self) {
+        let mut order: Vec<usize> = (0..self.entries.len())
+            .filter(|&e| self.entries[e].referenced)
+            .collect();
+        order.sort_by(|&a, &b| self.entries[a].source.cmp(&self.entries[b].source));
+        for entry in order {
+            let rule = self.unique(&kebab(&self.entries[entry].source));
+            self.entries[entry].rule = rule;
+        }
+    }
+
+    fn write_root(&self, out: &mut String, rule: &str, root: usize, open: bool) {
+        let expr = match &self.roots[root] {
+            Root::Traced { root, scope } => match self.inline(root, *scope) {
+                Some(entry) => {
+                    let entry = &self.entries[entry];
+                    self.container(&entry.format, entry.scope, open)
+                }
+                None => self.format(root, *scope),
+            },
+            Root::Any if open => "{ * tstr => any }".to_owned(),
+            Root::Any => "any".to_owned(),
+            Root::Failed(why) => {
+                let _ = writeln!(out, "; not traced ({}): described as any", one_line(why));
+                (if open { "{ * tstr => any }" } else { "any" }).to_owned()
+            }
+        };
+        let _ = writeln!(out, "{rule} = {expr}");
+    }
+
+    fn write_types(&self, out: &mut String) {
+        let mut named: Vec<&Entry> = self.entries.iter().filter(|e| e.referenced).collect();
+        named.sort_by(|a, b| a.rule.cmp(&b.rule));
+        if !named.is_empty() {
+            out.push_str("\n; The types the methods use.\n");
+        }
+        for entry in named {
+            let expr = self.container(&entry.format, entry.scope, entry.open);
+            let _ = writeln!(out, "\n{} = {expr}", entry.rule);
+        }
+    }
+
+    fn container(&self, container: &ContainerFormat, scope: usize, open: bool) -> String {
+        match container {
+            ContainerFormat::UnitStruct => "null".to_owned(),
+            ContainerFormat::NewTypeStruct(inner) => self.format(inner, scope),
+            ContainerFormat::TupleStruct(items) => self.array(items, scope),
+            ContainerFormat::Struct(fields) => self.map(fields, scope, open),
+            ContainerFormat::Enum(variants) => {
+                // serde's default, external tagging: a unit variant is its
+                // name, any other a one-key map from its name to its content.
+                let choices: Vec<String> = variants
+                    .values()
+                    .map(|variant| {
+                        let name = quote(&variant.name);
+                        match &variant.value {
+                            serde_reflection::VariantFormat::Unit => name,
+                            serde_reflection::VariantFormat::NewType(inner) => {
+                                format!("{{ {name}: {} }}", self.format(inner, scope))
+                            }
+                            serde_reflection::VariantFormat::Tuple(items) => {
+                                format!("{{ {name}: {} }}", self.array(items, scope))
+                            }
+                            serde_reflection::VariantFormat::Struct(fields) => {
+                                let inner = self.map(fields, scope, open).replace('\n', "\n  ");
+                                format!("{{ {name}: {inner} }}")
+                            }
+                            serde_reflection::VariantFormat::Variable(_) => {
+                                format!("{{ {name}: any }}")
+                            }
+                        }
+                    })
+                    .collect();
+                choices.join(" / ")
+            }
+        }
+    }
+
+    fn map(&self, fields: &[Named<Format>], scope: usize, open: bool) -> String {
+        let mut lines: Vec<String> = fields
+            .iter()
+            .map(|field| match &field.value {
+                // serde reads a missing `Option` field as `None`.
+                Format::Option(inner) => format!(
+                    "? {}: {} / null",
+                    quote(&field.name),
+                    self.format(inner, scope)
+                ),
+                other => format!("{}: {}", quote(&field.name), self.format(other, scope)),
+            })
+            .collect();
+        match (lines.is_empty(), open) {
+            (true, true) => return "{ * tstr => any }".to_owned(),
+            (true, false) => return "{}".to_owned(),
+            (false, true) => lines.push("* tstr => any".to_owned()),
+            (false, false) => {}
+        }
+        format!("{{\n  {}\n}}", lines.join(",\n  "))
+    }
+
+    fn array(&self, items: &[Format], scope: usize) -> String {
+        let items: Vec<String> = items.iter().map(|f| self.format(f, scope)).collect();
+        format!("[{}]", items.join(", "))
+    }
+
+    fn format(&self, format: &Format, scope: usize) -> String {
+        match format {
+            Format::TypeName(name) => match self.scopes[scope].get(name) {
+                Some(&entry) => self.entries[entry].rule.clone(),
+                None => "any".to_owned(),
+            },
+            Format::Unit => "null".to_owned(),
+            Format::Bool => "bool".to_owned(),
+            Format::I8 | Format::I16 | Format::I32 | Format::I64 | Format::I128 => "int".to_owned(),
+            Format::U8 | Format::U16 | Format::U32 | Format::U64 | Format::U128 => {
+                "uint".to_owned()
+            }
+            Format::F32 | Format::F64 => "float".to_owned(),
+            Format::Char | Format::Str => "tstr".to_owned(),
+            Format::Bytes => "bstr".to_owned(),
+            Format::Option(inner) => format!("{} / null", self.format(inner, scope)),
+            Format::Seq(inner) => format!("[* {}]", self.format(inner, scope)),
+            Format::Map { key, value } => format!(
+                "{{ * {} => {} }}",
+                self.format(key, scope),
+                self.format(value, scope)
+            ),
+            Format::Tuple(items) => self.array(items, scope),
+            Format::TupleArray { content, size } => {
+                format!("[{size}*{size} {}]", self.format(content, scope))
+            }
+            Format::Variable(_) => "any".to_owned(),
+        }
+    }
+}
+
+fn children(container: &ContainerFormat) -> Vec<&Format> {
+    match container {
+        ContainerFormat::UnitStruct => Vec::new(),
+        ContainerFormat::NewTypeStruct(inner) => vec![&**inner],
+        ContainerFormat::TupleStruct(items) => items.iter().collect(),
+        ContainerFormat::Struct(fields) => fields.iter().map(|f| &f.value).collect(),
+        ContainerFormat::Enum(variants) => variants
+            .values()
+            .flat_map(|variant| match &variant.value {
+                serde_reflection::VariantFormat::NewType(inner) => vec![&**inner],
+                serde_reflection::VariantFormat::Tuple(items) => items.iter().collect(),
+                serde_reflection::VariantFormat::Struct(fields) => {
+                    fields.iter().map(|f| &f.value).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+/// A CDDL text literal.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_replace_invalid_characters() {
+        assert_eq!(rule_name("echo"), "echo");
+        assert_eq!(rule_name("math.div"), "math.div");
+        assert_eq!(rule_name("a b/c"), "a-b-c");
+        assert_eq!(rule_name("9lives"), "_9lives");
+        assert_eq!(rule_name("-x"), "_-x");
+        assert_eq!(rule_name("é"), "_-");
+        assert_eq!(rule_name(""), "_");
+    }
+
+    #[test]
+    fn type_names_become_kebab_case() {
+        assert_eq!(kebab("EchoRequest"), "echo-request");
+        assert_eq!(kebab("HTTPServer"), "http-server");
+        assert_eq!(kebab("Job2Spec"), "job2-spec");
+        assert_eq!(kebab("plain"), "plain");
+    }
+
+    #[test]
+    fn text_literals_are_escaped() {
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote("x\ny"), r#""x\u000ay""#);
+    }
+}
