@@ -12,11 +12,14 @@
 //!
 //! - [`Types`]: the traced payload and reply types of one method; `#[remote]`
 //!   records [`Types::of`] in every [`Method`];
+//! - [`Shape`]: one traced type, such as an event's payload (`#[event]`
+//!   records it in every [`EventDef`](crate::events::EventDef));
 //! - [`Description`] and [`describe`]: the reply of the built-in method
 //!   `rpc.describe` (registered here, so every registry built from the
-//!   inventory serves it);
-//! - [`cddl`]: the document: `NAME-args` and `NAME-reply` per method, one rule
-//!   per named type they use, `NAME-payload` per event;
+//!   inventory serves it), listing the connection's own built-ins
+//!   (`rpc.subscribe`, `rpc.unsubscribe`) too;
+//! - [`cddl`]: the document: `NAME-args` and `NAME-reply` per method,
+//!   `NAME-payload` per event, one rule per named type they use;
 //! - [`ServedRegistry`]: the registry `rpc.describe` describes, put in the
 //!   [`Context`] by the server.
 
@@ -27,6 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_reflection::{ContainerFormat, Format, Named, Samples, Tracer, TracerConfig};
 
+use crate::events::{self, EventTable, Hub};
 use crate::registry::{Call, Context, Method, Registry};
 
 /// The wire name of the built-in method that describes the server.
@@ -45,72 +49,86 @@ impl Types {
     /// `Types::of::<ArgsStruct, Reply>` for every function.
     pub fn of<A: DeserializeOwned, R: DeserializeOwned>() -> Types {
         Types {
-            args: Shape::trace::<A>(),
-            reply: Shape::trace::<R>(),
+            args: Shape::of::<A>(),
+            reply: Shape::of::<R>(),
         }
     }
 
     /// A method described as taking any map and replying anything.
     pub fn untyped() -> Types {
         Types {
-            args: Shape::Any,
-            reply: Shape::Any,
+            args: Shape::any(),
+            reply: Shape::any(),
         }
     }
 }
 
-/// One traced type: its format and the named containers (structs, enums)
-/// it reaches, by serde name.
+/// One traced type, as the CDDL describes it: an event's payload, say
+/// (`#[event]` records [`Shape::of`] the payload type when it is
+/// `Deserialize`, [`Shape::any`] otherwise).
 #[derive(Debug, Clone)]
-enum Shape {
-    Traced {
+pub struct Shape(Traced);
+
+impl Shape {
+    /// The shape of `T`, traced through its `Deserialize` implementation.
+    pub fn of<T: DeserializeOwned>() -> Shape {
+        Shape(Traced::trace::<T>())
+    }
+
+    /// Any CBOR item.
+    pub fn any() -> Shape {
+        Shape(Traced::Any)
+    }
+}
+
+/// A traced type: its format and the named containers (structs, enums) it
+/// reaches, by serde name.
+#[derive(Debug, Clone)]
+enum Traced {
+    Found {
         root: Format,
         containers: BTreeMap<String, ContainerFormat>,
+        /// Enums whose variants could not all be traced: described as `any`.
+        partial: BTreeSet<String>,
     },
     Any,
     Failed(String),
 }
 
-/// More rounds than any type has nested enums discovered one layer at a time.
-const ROUNDS: usize = 16;
-/// More passes than any enum has variants.
-const PASSES: usize = 256;
-
-impl Shape {
-    fn trace<T: DeserializeOwned>() -> Shape {
-        // One pass explores one variant of each enum; an enum reached through
-        // a field is only known by name once a pass has failed to complete it.
+impl Traced {
+    fn trace<T: DeserializeOwned>() -> Traced {
+        // serde-reflection finds every variant of the traced type itself
+        // when it is an enum, but sees only some variants of an enum reached
+        // through a field (exploration stops at formats already known): the
+        // first run names those, the second keeps what it found of the rest.
         let samples = Samples::new();
-        let mut enums: BTreeSet<String> = BTreeSet::new();
-        for _ in 0..ROUNDS {
+        let trace = || {
             let mut tracer = Tracer::new(TracerConfig::default());
-            let mut root = Format::Unit;
-            for _ in 0..PASSES {
-                match tracer.trace_type_once::<T>(&samples) {
-                    Ok((format, _)) => root = format,
-                    Err(e) => return Shape::Failed(e.to_string()),
-                }
-                let mut incomplete = false;
-                for name in &enums {
-                    incomplete |= tracer.check_incomplete_enum(name).is_some();
-                }
-                if !incomplete {
-                    break;
-                }
-            }
-            match tracer.registry() {
-                Ok(containers) => return Shape::Traced { root, containers },
-                Err(serde_reflection::Error::MissingVariants(names)) => {
-                    let known = enums.len();
-                    enums.extend(names);
-                    if enums.len() == known {
-                        break;
+            let (root, _) = tracer.trace_type::<T>(&samples)?;
+            Ok::<_, serde_reflection::Error>((root, tracer))
+        };
+        let partial = match trace() {
+            Ok((root, tracer)) => match tracer.registry() {
+                Ok(containers) => {
+                    return Traced::Found {
+                        root,
+                        containers,
+                        partial: BTreeSet::new(),
                     }
                 }
-                Err(e) => return Shape::Failed(e.to_string()),
-            }
+                Err(serde_reflection::Error::MissingVariants(names)) => names,
+                Err(e) => return Traced::Failed(e.to_string()),
+            },
+            Err(e) => return Traced::Failed(e.to_string()),
+        };
+        match trace() {
+            Ok((root, tracer)) => Traced::Found {
+                root,
+                containers: tracer.registry_unchecked(),
+                partial: partial.into_iter().collect(),
+            },
+            Err(e) => Traced::Failed(e.to_string()),
         }
-        Shape::Failed("some enum variants could not be traced".into())
     }
 }
 
@@ -134,26 +152,62 @@ pub struct MethodInfo {
     pub params: Vec<String>,
 }
 
-/// Describes `registry`: its methods and the events of the program.
-pub fn describe(registry: &Registry) -> Description {
+/// Describes what a server of `registry` serves: its methods, the built-ins
+/// its connections answer (`rpc.subscribe`, `rpc.unsubscribe`), and the
+/// events of `events`.
+pub fn describe(registry: &Registry, events: &EventTable) -> Description {
     Description {
-        methods: registry
-            .methods()
+        methods: described(registry)
             .iter()
             .map(|m| MethodInfo {
                 name: m.name.to_owned(),
                 params: m.params.iter().map(|p| (*p).to_owned()).collect(),
             })
             .collect(),
-        events: registered_events().into_iter().map(str::to_owned).collect(),
-        cddl: cddl(registry),
+        events: events.names().map(str::to_owned).collect(),
+        cddl: cddl(registry, events),
     }
 }
 
-/// The names of the events the program declares, sorted.
-fn registered_events() -> Vec<&'static str> {
-    // No events exist yet: the list stays empty until they do.
-    Vec::new()
+/// One method as described: registered, or answered by the connection.
+#[derive(Clone, Copy)]
+struct Described {
+    name: &'static str,
+    params: &'static [&'static str],
+    types: fn() -> Types,
+}
+
+/// The built-ins a server's connections answer before the registry is
+/// looked at (they need the connection), described like any method.
+const CONNECTION_BUILTINS: [Described; 2] = [
+    Described {
+        name: events::SUBSCRIBE,
+        params: &["events"],
+        types: Types::of::<events::Names, events::Subscribed>,
+    },
+    Described {
+        name: events::UNSUBSCRIBE,
+        params: &["events"],
+        types: Types::of::<events::Names, events::Unsubscribed>,
+    },
+];
+
+/// Every method a server of `registry` answers, sorted by name.
+fn described(registry: &Registry) -> Vec<Described> {
+    let builtin = |name: &str| CONNECTION_BUILTINS.iter().any(|b| b.name == name);
+    let mut all: Vec<Described> = registry
+        .methods()
+        .iter()
+        .filter(|m| !builtin(m.name))
+        .map(|m| Described {
+            name: m.name,
+            params: m.params,
+            types: m.types,
+        })
+        .chain(CONNECTION_BUILTINS)
+        .collect();
+    all.sort_by_key(|m| m.name);
+    all
 }
 
 /// The registry `rpc.describe` describes, as the server puts it in the
@@ -170,18 +224,30 @@ fn rpc_describe(ctx: &Context, payload: &[u8]) -> Call {
     if let Err(reply) = crate::__private::decode_args::<DescribeArgs>(DESCRIBE, payload) {
         return Call::Ready(reply);
     }
+    let internal = |e: crate::Error| {
+        Call::Ready(crate::Reply::error(format!(
+            "{DESCRIBE}: internal error: {e}"
+        )))
+    };
     let registry = match ctx.get::<ServedRegistry>() {
         Some(served) => served.0,
         None => match Registry::global() {
             Ok(registry) => registry,
-            Err(e) => {
-                return Call::Ready(crate::Reply::error(format!(
-                    "{DESCRIBE}: internal error: {e}"
-                )))
-            }
+            Err(e) => return internal(e),
         },
     };
-    Call::Ready(crate::__private::encode_ok(DESCRIBE, &describe(registry)))
+    // The events subscribers of this server can get: its hub's.
+    let events = match ctx.get::<Hub>() {
+        Some(hub) => hub.table(),
+        None => match EventTable::global() {
+            Ok(table) => table,
+            Err(e) => return internal(e),
+        },
+    };
+    Call::Ready(crate::__private::encode_ok(
+        DESCRIBE,
+        &describe(registry, events),
+    ))
 }
 
 inventory::submit! {
@@ -194,29 +260,40 @@ inventory::submit! {
     }
 }
 
-/// The CDDL document of `registry`: for each method `NAME-args` (its payload;
-/// maps accept unknown keys) and `NAME-reply` (the body of a status 0
-/// reply), one rule per named type they use, and `NAME-payload` per event.
+/// The CDDL document of a server of `registry` with `events`: for each
+/// method `NAME-args` (its payload; maps accept unknown keys) and
+/// `NAME-reply` (the body of a status 0 reply), for each event
+/// `NAME-payload`, and one rule per named type they use.
 ///
-/// A method name that is not a valid rule name has each invalid character
+/// A name that is not a valid rule name has each invalid character
 /// replaced with `-` (and `_` put before a first character that cannot
 /// start a name).
-pub fn cddl(registry: &Registry) -> String {
+pub fn cddl(registry: &Registry, events: &EventTable) -> String {
     let mut doc = Doc::default();
-    let methods: Vec<_> = registry
-        .methods()
-        .iter()
+    let methods: Vec<_> = described(registry)
+        .into_iter()
         .map(|method| {
             let types = (method.types)();
-            let base = doc.unique(&rule_name(method.name));
+            let base = doc.unique(&rule_name(method.name), &["-args", "-reply"]);
             let args = doc.add(types.args);
             let reply = doc.add(types.reply);
             (method.name, base, args, reply)
         })
         .collect();
+    let events: Vec<_> = events
+        .events()
+        .iter()
+        .map(|event| {
+            let base = doc.unique(&rule_name(event.name), &["-payload"]);
+            (event.name, base, doc.add((event.payload)()))
+        })
+        .collect();
     for &(_, _, args, reply) in &methods {
         doc.reach_root(args, true);
         doc.reach_root(reply, false);
+    }
+    for &(_, _, payload) in &events {
+        doc.reach_root(payload, false);
     }
     doc.name_types();
 
@@ -229,6 +306,16 @@ pub fn cddl(registry: &Registry) -> String {
         let _ = write!(out, "\n; {name}\n");
         doc.write_root(&mut out, &format!("{base}-args"), *args, true);
         doc.write_root(&mut out, &format!("{base}-reply"), *reply, false);
+    }
+    if !events.is_empty() {
+        out.push_str(
+            "\n; Events, to subscribers (rpc.subscribe): a status 2 frame's body is\n\
+             ; {\"eventType\": NAME, \"payload\": NAME-payload, ? \"dropped\": uint}.\n",
+        );
+    }
+    for (name, base, payload) in &events {
+        let _ = write!(out, "\n; {name}\n");
+        doc.write_root(&mut out, &format!("{base}-payload"), *payload, false);
     }
     doc.write_types(&mut out);
     out
@@ -327,6 +414,8 @@ struct Entry {
     open: bool,
     /// Reached through a reference, so it needs a rule.
     referenced: bool,
+    /// An enum only partly traced: described as `any`.
+    partial: bool,
     rule: String,
 }
 
@@ -348,26 +437,38 @@ struct Doc {
 }
 
 impl Doc {
-    fn unique(&mut self, base: &str) -> String {
-        let mut name = base.to_owned();
+    /// `base`, or `base-2`, ...: the first whose rules (`base` followed by
+    /// each of `suffixes`) are all free; takes them.
+    fn unique(&mut self, base: &str, suffixes: &[&str]) -> String {
+        let mut candidate = base.to_owned();
         let mut n = 2;
-        while PRELUDE.contains(&name.as_str()) || !self.taken.insert(name.clone()) {
-            name = format!("{base}-{n}");
+        loop {
+            let rules: Vec<String> = suffixes.iter().map(|s| format!("{candidate}{s}")).collect();
+            let free =
+                |rule: &String| !PRELUDE.contains(&rule.as_str()) && !self.taken.contains(rule);
+            if rules.iter().all(free) {
+                self.taken.extend(rules);
+                return candidate;
+            }
+            candidate = format!("{base}-{n}");
             n += 1;
         }
-        name
     }
 
     fn add(&mut self, shape: Shape) -> usize {
-        let root = match shape {
-            Shape::Traced { root, containers } => {
+        let root = match shape.0 {
+            Traced::Found {
+                root,
+                containers,
+                partial,
+            } => {
                 let scope = self.scopes.len();
                 let mut names = BTreeMap::new();
                 for (source, format) in containers {
-                    let same = self
-                        .entries
-                        .iter()
-                        .position(|e| e.source == source && e.format == format);
+                    let partial = partial.contains(&source);
+                    let same = self.entries.iter().position(|e| {
+                        e.source == source && e.format == format && e.partial == partial
+                    });
                     let index = same.unwrap_or_else(|| {
                         self.entries.push(Entry {
                             source: source.clone(),
@@ -375,6 +476,7 @@ impl Doc {
                             scope,
                             open: false,
                             referenced: false,
+                            partial,
                             rule: String::new(),
                         });
                         self.entries.len() - 1
@@ -384,8 +486,8 @@ impl Doc {
                 self.scopes.push(names);
                 Root::Traced { root, scope }
             }
-            Shape::Any => Root::Any,
-            Shape::Failed(why) => Root::Failed(why),
+            Traced::Any => Root::Any,
+            Traced::Failed(why) => Root::Failed(why),
         };
         self.roots.push(root);
         self.roots.len() - 1
@@ -399,6 +501,7 @@ impl Doc {
         };
         let (root, scope) = (root.clone(), *scope);
         match self.inline(&root, scope) {
+            Some(entry) if self.entries[entry].partial => {}
             Some(entry) => {
                 let format = self.entries[entry].format.clone();
                 let scope = self.entries[entry].scope;
@@ -419,7 +522,7 @@ impl Doc {
     fn reach_entry(&mut self, entry: usize, open: bool) {
         self.entries[entry].referenced = true;
         self.entries[entry].open |= open;
-        if self.walked.insert((entry, open)) {
+        if self.walked.insert((entry, open)) && !self.entries[entry].partial {
             let format = self.entries[entry].format.clone();
             let scope = self.entries[entry].scope;
             self.reach_container(&format, scope, open);
@@ -460,7 +563,7 @@ impl Doc {
             .collect();
         order.sort_by(|&a, &b| self.entries[a].source.cmp(&self.entries[b].source));
         for entry in order {
-            let rule = self.unique(&kebab(&self.entries[entry].source));
+            let rule = self.unique(&kebab(&self.entries[entry].source), &[""]);
             self.entries[entry].rule = rule;
         }
     }
@@ -468,10 +571,7 @@ impl Doc {
     fn write_root(&self, out: &mut String, rule: &str, root: usize, open: bool) {
         let expr = match &self.roots[root] {
             Root::Traced { root, scope } => match self.inline(root, *scope) {
-                Some(entry) => {
-                    let entry = &self.entries[entry];
-                    self.container(&entry.format, entry.scope, open)
-                }
+                Some(entry) => self.entry(out, &self.entries[entry], open),
                 None => self.format(root, *scope),
             },
             Root::Any if open => "{ * tstr => any }".to_owned(),
@@ -488,12 +588,27 @@ impl Doc {
         let mut named: Vec<&Entry> = self.entries.iter().filter(|e| e.referenced).collect();
         named.sort_by(|a, b| a.rule.cmp(&b.rule));
         if !named.is_empty() {
-            out.push_str("\n; The types the methods use.\n");
+            out.push_str("\n; The types the methods and events use.\n");
         }
         for entry in named {
-            let expr = self.container(&entry.format, entry.scope, entry.open);
-            let _ = writeln!(out, "\n{} = {expr}", entry.rule);
+            out.push('\n');
+            let expr = self.entry(out, entry, entry.open);
+            let _ = writeln!(out, "{} = {expr}", entry.rule);
         }
+    }
+
+    /// The expression of a named container; a comment first if it is only
+    /// partly known.
+    fn entry(&self, out: &mut String, entry: &Entry, open: bool) -> String {
+        if entry.partial {
+            let _ = writeln!(
+                out,
+                "; {}: an enum reached through a field, whose variants are not all traced",
+                one_line(&entry.source)
+            );
+            return "any".to_owned();
+        }
+        self.container(&entry.format, entry.scope, open)
     }
 
     fn container(&self, container: &ContainerFormat, scope: usize, open: bool) -> String {

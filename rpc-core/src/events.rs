@@ -86,6 +86,9 @@ pub struct EventDef {
     pub name: &'static str,
     /// The Rust path of the payload type, for diagnostics.
     pub path: &'static str,
+    /// Traces the payload type, for `rpc.describe`'s CDDL (see
+    /// [`crate::describe`]); called only when describing.
+    pub payload: fn() -> crate::describe::Shape,
 }
 
 inventory::collect!(EventDef);
@@ -478,8 +481,20 @@ impl fmt::Debug for Subscriber {
 
 /// The payload of `rpc.subscribe` and `rpc.unsubscribe`.
 #[derive(serde::Deserialize)]
-struct Names {
+pub(crate) struct Names {
     events: Option<Vec<String>>,
+}
+
+/// The reply of `rpc.subscribe`.
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct Subscribed {
+    subscribed: Vec<String>,
+}
+
+/// The reply of `rpc.unsubscribe`.
+#[derive(Serialize, serde::Deserialize)]
+pub(crate) struct Unsubscribed {
+    unsubscribed: Vec<String>,
 }
 
 /// `rpc.subscribe`: subscribes the connection whose subscriber is `slot`
@@ -501,8 +516,8 @@ pub(crate) fn subscribe(
     for &i in &indices {
         subscriber.queue.wants[i].store(true, Ordering::Release);
     }
-    let listed: Vec<&str> = subscriber.subscribed().collect();
-    names_reply(SUBSCRIBE, "subscribed", listed)
+    let subscribed = subscriber.subscribed().map(str::to_owned).collect();
+    crate::__private::encode_ok(SUBSCRIBE, &Subscribed { subscribed })
 }
 
 /// `rpc.unsubscribe`: the converse of [`subscribe`]. The reply lists the
@@ -518,8 +533,11 @@ pub(crate) fn unsubscribe(hub: &Hub, slot: Option<&Subscriber>, payload: &[u8]) 
             subscriber.queue.wants[i].store(false, Ordering::Release);
         }
     }
-    let listed = indices.iter().map(|&i| table.sorted[i].name).collect();
-    names_reply(UNSUBSCRIBE, "unsubscribed", listed)
+    let unsubscribed = indices
+        .iter()
+        .map(|&i| table.sorted[i].name.to_owned())
+        .collect();
+    crate::__private::encode_ok(UNSUBSCRIBE, &Unsubscribed { unsubscribed })
 }
 
 /// The table indices a `{"events": [...]}` payload names, sorted, without
@@ -541,10 +559,6 @@ fn requested(table: &EventTable, method: &str, payload: &[u8]) -> Result<Vec<usi
     indices.sort_unstable();
     indices.dedup();
     Ok(indices)
-}
-
-fn names_reply(method: &str, key: &'static str, names: Vec<&str>) -> Reply {
-    crate::__private::encode_ok(method, &std::collections::BTreeMap::from([(key, names)]))
 }
 
 impl Subscriber {
@@ -689,14 +703,17 @@ mod tests {
     static PING: EventDef = EventDef {
         name: "ping",
         path: "x::Ping",
+        payload: crate::describe::Shape::any,
     };
     static PONG: EventDef = EventDef {
         name: "pong",
         path: "x::Pong",
+        payload: crate::describe::Shape::any,
     };
     static PING2: EventDef = EventDef {
         name: "ping",
         path: "y::Ping",
+        payload: crate::describe::Shape::any,
     };
 
     fn table() -> &'static EventTable {

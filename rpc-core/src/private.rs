@@ -72,3 +72,42 @@ pub fn decode_reply<T: serde::de::DeserializeOwned>(
 ) -> Result<T, RpcError> {
     crate::cbor::from_slice(body).map_err(|source| RpcError::Decode { method, source })
 }
+
+/// How `#[event]` describes its payload type `T`: traced when `T` is
+/// `Deserialize`, `any` otherwise. The generated code calls
+/// `(&PayloadProbe::<T>::new()).shape()` with both traits in scope; the
+/// first impl applies only when its bound holds, else method lookup goes on
+/// to the second, on `&PayloadProbe<T>` (autoref specialisation).
+pub struct PayloadProbe<T>(std::marker::PhantomData<T>);
+
+impl<T> PayloadProbe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        PayloadProbe(std::marker::PhantomData)
+    }
+}
+
+/// The payload type is `Deserialize`: trace it.
+pub trait TracedPayload {
+    /// The payload's shape.
+    fn shape(&self) -> crate::describe::Shape;
+}
+
+impl<T: serde::de::DeserializeOwned> TracedPayload for PayloadProbe<T> {
+    fn shape(&self) -> crate::describe::Shape {
+        crate::describe::Shape::of::<T>()
+    }
+}
+
+/// The payload type is not `Deserialize`: describe it as `any`.
+pub trait UntracedPayload {
+    /// The payload's shape.
+    fn shape(&self) -> crate::describe::Shape;
+}
+
+impl<T> UntracedPayload for &PayloadProbe<T> {
+    fn shape(&self) -> crate::describe::Shape {
+        crate::describe::Shape::any()
+    }
+}

@@ -1,5 +1,6 @@
 //! `#[event("name")]`: parse the name, check the item, and expand to the
-//! `Event` impl and the `EventDef` registration. Small enough for one file.
+//! `Event` impl and the `EventDef` registration (with the payload's shape,
+//! for `rpc.describe`). Small enough for one file.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -56,10 +57,18 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 const NAME: &'static ::core::primitive::str = #name;
             }
 
+            // For rpc.describe: the payload traced when it is `Deserialize`.
+            fn __event_payload() -> ::rpc_core::describe::Shape {
+                #[allow(unused_imports)]
+                use ::rpc_core::__private::{TracedPayload as _, UntracedPayload as _};
+                (&::rpc_core::__private::PayloadProbe::<#ident>::new()).shape()
+            }
+
             ::rpc_core::__private::inventory::submit! {
                 ::rpc_core::events::EventDef {
                     name: #name,
                     path: ::core::concat!(::core::module_path!(), "::", #type_name),
+                    payload: __event_payload,
                 }
             }
         };

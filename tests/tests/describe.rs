@@ -5,6 +5,7 @@
 //! field, a wrong type) is refused by the CDDL and by the server alike.
 
 use rpc_core::describe::{Description, MethodInfo};
+use rpc_core::events::EventTable;
 use rpc_core::Registry;
 use tests::{binary, cbor, echo_args, map, run, texts, ServerProcess, Value};
 
@@ -30,14 +31,19 @@ fn rpc_describe_lists_every_method_with_its_params() {
             method("complex", &["req"]),
             method("echo", &["req"]),
             method("rpc.describe", &[]),
+            // Answered by the connection itself, listed all the same.
+            method("rpc.subscribe", &["events"]),
+            method("rpc.unsubscribe", &["events"]),
             method("schedule", &["job", "retry", "schedule"]),
             method("version", &[]),
         ]
     );
+    assert_eq!(description.events, ["on_echo_fired", "on_job_scheduled"]);
     // The test links the same library as serve_host: the same methods,
     // events and document come out of this process's registry.
     let _ = my_timer::VERSION;
-    let local = rpc_core::describe::describe(Registry::global().unwrap());
+    let local =
+        rpc_core::describe::describe(Registry::global().unwrap(), EventTable::global().unwrap());
     assert_eq!(description, local);
     // Any map is accepted as the payload, like every method's.
     let mut conn = server.connect();
@@ -282,6 +288,60 @@ fn the_cddl_parses_and_the_timers_traffic_validates_against_it() {
             text.starts_with(&format!("{method}: invalid arguments")),
             "{text}"
         );
+    }
+
+    // The events extension: subscription payloads and replies, and the
+    // payloads of real event frames.
+    let mut subscriber = server.connect();
+    for (method, payload) in [
+        (
+            "rpc.subscribe",
+            map([("events", texts(&["on_echo_fired"]))]),
+        ),
+        ("rpc.subscribe", map([])),
+        (
+            "rpc.unsubscribe",
+            map([("events", texts(&["on_job_scheduled"]))]),
+        ),
+        ("rpc.subscribe", map([("events", Value::Null)])),
+    ] {
+        let payload = cbor(&payload);
+        validate(&doc, &format!("{method}-args"), &payload).expect("a valid subscription");
+        let (status, body) = subscriber.call_raw(method.as_bytes(), &payload);
+        assert_eq!(status, 0, "{method}: {}", String::from_utf8_lossy(&body));
+        validate(&doc, &format!("{method}-reply"), &body)
+            .unwrap_or_else(|e| panic!("{method}: the real reply does not validate: {e}"));
+    }
+    let wrong = cbor(&map([("events", "on_echo_fired".into())]));
+    assert!(validate(&doc, "rpc.subscribe-args", &wrong).is_err());
+    let (status, _) = subscriber.call_raw(b"rpc.subscribe", &wrong);
+    assert_eq!(status, 1);
+    for (method, payload, event) in [
+        ("echo", echo_args("e", 0), "on_echo_fired"),
+        ("schedule", schedule_args("j", 1, None), "on_job_scheduled"),
+    ] {
+        subscriber.send(method.as_bytes(), &cbor(&payload));
+        // The event comes before the reply of the call that fired it.
+        let (status, body) = subscriber.recv();
+        assert_eq!(status, 2, "{method}: {}", String::from_utf8_lossy(&body));
+        let envelope = tests::decode(&body);
+        let field = |key: &str| {
+            envelope
+                .as_map()
+                .and_then(|m| m.iter().find(|(k, _)| k.as_text() == Some(key)))
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(field("eventType"), Some(event.into()));
+        let payload = field("payload").expect("a payload");
+        validate(&doc, &format!("{event}-payload"), &cbor(&payload))
+            .unwrap_or_else(|e| panic!("{event}: the real payload does not validate: {e}"));
+        let other = if event == "on_echo_fired" {
+            "on_job_scheduled"
+        } else {
+            "on_echo_fired"
+        };
+        assert!(validate(&doc, &format!("{other}-payload"), &cbor(&payload)).is_err());
+        assert_eq!(subscriber.recv().0, 0, "{method}: its reply");
     }
 
     // And a reply of the wrong shape does not match the reply rules.

@@ -1,12 +1,14 @@
 //! The `rpc` command line against a spawned `serve_host`: a call of every
 //! timer method, error replies, bad JSON, unreachable and silent servers,
-//! and `rpc describe`.
+//! `rpc describe` and `rpc listen`.
 
-use std::process::ExitStatus;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 
 use rpc_core::describe::Description;
 use serde_json::{json, Value as Json};
-use tests::{binary, cbor, map, run, ServerProcess};
+use tests::{binary, cbor, map, run, ServerProcess, PATIENCE};
 
 /// Runs `rpc ARGS...`: exit status, stdout, stderr.
 fn rpc(args: &[&str]) -> (ExitStatus, String, String) {
@@ -181,15 +183,13 @@ fn rpc_describe_prints_the_methods_then_the_cddl() {
     let mut conn = server.connect();
     let (_, body) = conn.call_raw(b"rpc.describe", &cbor(&map([])));
     let wire: Description = rpc_core::cbor::from_slice(&body).unwrap();
-    let events = if wire.events.is_empty() {
-        "events: none\n".to_owned()
-    } else {
-        format!("events:\n  {}\n", wire.events.join("\n  "))
-    };
+    assert_eq!(wire.events, ["on_echo_fired", "on_job_scheduled"]);
+    let events = "events:\n  on_echo_fired\n  on_job_scheduled\n";
     assert_eq!(
         stdout,
         format!(
             "methods:\n  complex(req)\n  echo(req)\n  rpc.describe()\n  \
+             rpc.subscribe(events)\n  rpc.unsubscribe(events)\n  \
              schedule(job, retry, schedule)\n  version()\n{events}\n{}\n",
             wire.cddl.trim_end()
         )
@@ -205,4 +205,131 @@ fn rpc_help_shows_examples() {
         "{stdout}"
     );
     assert!(stdout.contains("base64url"), "{stdout}");
+}
+
+/// A running `rpc listen`, its stdout and stderr lines; killed when dropped.
+struct Listener {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Listener {
+    fn start(args: &[&str]) -> Listener {
+        let mut child = Command::new(binary("rpc"))
+            .arg("listen")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rpc starts");
+        let stdout = lines(child.stdout.take().unwrap());
+        let stderr = lines(child.stderr.take().unwrap());
+        Listener {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn next(lines: &Receiver<String>) -> String {
+        lines.recv_timeout(PATIENCE).expect("a line")
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn rpc_listen_prints_each_event_as_a_json_line() {
+    let server = ServerProcess::tcp();
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut listener = Listener::start(&[&server.address, "on_echo_fired"]);
+    // The subscription is in force once its reply is reported.
+    assert_eq!(
+        Listener::next(&listener.stderr),
+        r#"rpc: rpc.subscribe: {"subscribed":["on_echo_fired"]}"#
+    );
+    call_ok(
+        &server,
+        "echo",
+        r#"{"req": {"message": "one", "delayMs": 0}}"#,
+    );
+    call_ok(
+        &server,
+        "schedule",
+        r#"{"job": {"name": "j", "payload": [], "priority": 1},
+            "retry": {"maxAttempts": 1, "backoffMs": 0, "retryOn": []},
+            "schedule": {"startAtMs": 0, "intervalMs": 0}}"#,
+    );
+    call_ok(
+        &server,
+        "echo",
+        r#"{"req": {"message": "two", "delayMs": 0}}"#,
+    );
+    // Only the event subscribed to, in firing order, one JSON line each.
+    assert_eq!(
+        Listener::next(&listener.stdout),
+        r#"{"eventType":"on_echo_fired","payload":{"message":"one","echoCount":1}}"#
+    );
+    assert_eq!(
+        Listener::next(&listener.stdout),
+        r#"{"eventType":"on_echo_fired","payload":{"message":"two","echoCount":1}}"#
+    );
+    #[cfg(unix)]
+    {
+        // Ctrl-C ends it normally.
+        let pid = listener.child.id().to_string();
+        let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = listener.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+#[test]
+fn rpc_listen_without_names_gets_every_event() {
+    let server = ServerProcess::tcp();
+    let listener = Listener::start(&[&server.address]);
+    assert_eq!(
+        Listener::next(&listener.stderr),
+        r#"rpc: rpc.subscribe: {"subscribed":["on_echo_fired","on_job_scheduled"]}"#
+    );
+    call_ok(
+        &server,
+        "schedule",
+        r#"{"job": {"name": "j", "payload": [], "priority": 1},
+            "retry": {"maxAttempts": 1, "backoffMs": 0, "retryOn": []},
+            "schedule": {"startAtMs": 0, "intervalMs": 1000}}"#,
+    );
+    assert_eq!(
+        Listener::next(&listener.stdout),
+        r#"{"eventType":"on_job_scheduled","payload":{"jobId":"ipc-server:j","willRunCount":60}}"#
+    );
+}
+
+#[test]
+fn rpc_listen_to_an_unknown_event_exits_1() {
+    let server = ServerProcess::tcp();
+    let (status, stdout, stderr) = rpc(&["listen", &server.address, "on_echo_fired", "nope"]);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(stdout, "");
+    assert_eq!(stderr, "rpc.subscribe: unknown event: nope\n");
 }

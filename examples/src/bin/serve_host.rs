@@ -40,19 +40,21 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }
 
-/// Prints the description of every method linked in (the timer's and the
-/// built-ins) as JSON.
+/// Prints the description of every method and event linked in (the
+/// timer's and the built-ins) as JSON.
 fn describe() -> ExitCode {
-    // Naming the library links it, and its methods register.
+    // Naming the library links it, and its methods and events register.
     let _ = my_timer::VERSION;
-    let registry = match rpc_core::Registry::global() {
-        Ok(registry) => registry,
+    let tables = rpc_core::Registry::global()
+        .and_then(|registry| Ok((registry, rpc_core::events::EventTable::global()?)));
+    let (registry, events) = match tables {
+        Ok(tables) => tables,
         Err(e) => {
             eprintln!("serve_host: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let description = rpc_core::describe::describe(registry);
+    let description = rpc_core::describe::describe(registry, events);
     let mut stdout = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut stdout, &description)
         .map_err(std::io::Error::from)
