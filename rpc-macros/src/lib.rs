@@ -38,6 +38,9 @@ mod parse;
 /// `RpcError::Status`). It is implemented for every `rpc_core::Transport`,
 /// so the payload parameters must be `Serialize` as well as `Deserialize`,
 /// and the reply `DeserializeOwned`.
+///
+/// The registration also records the arguments and reply types, which
+/// `rpc.describe` traces into its CDDL (`rpc_core::describe`).
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_remote(attr.into(), item.into())
@@ -61,7 +64,9 @@ fn expand_remote(
 /// Implements `rpc_core::events::Event` for the type and registers the name,
 /// so that a server knows it (`rpc.subscribe` refuses unknown names). The
 /// type must be a non-generic `struct` or `enum` that is `Serialize + Clone +
-/// Send + Sync + 'static`; names starting with `rpc.` are reserved.
+/// Send + Sync + 'static`; names starting with `rpc.` are reserved. When it
+/// is also `Deserialize`, `rpc.describe`'s CDDL describes its payload
+/// (`NAME-payload`); otherwise the payload is `any` there.
 #[proc_macro_attribute]
 pub fn event(attr: TokenStream, item: TokenStream) -> TokenStream {
     event::expand(attr.into(), item.into())
