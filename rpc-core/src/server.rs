@@ -648,6 +648,11 @@ impl Connection {
                 self.reading = Reading::Done;
                 break;
             }
+            if !self.wbuf.is_empty() {
+                // Replies are ready: write them before reading more, so that a
+                // client pipelining without pause gets its replies promptly.
+                break;
+            }
             if self.rbuf.capacity() == 0 {
                 // tokio reports a new socket readable before any byte arrives:
                 // the first read goes to the stack, so that a connection that
