@@ -78,11 +78,42 @@ impl Default for RequestCodec {
     }
 }
 
-impl Decoder for RequestCodec {
-    type Item = Request;
-    type Error = Error;
+/// Where the parts of one whole request frame lie, from the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame {
+    method_len: usize,
+    payload_len: usize,
+}
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, Error> {
+impl Frame {
+    /// The whole frame's length, headers included.
+    pub fn len(&self) -> usize {
+        2 * LEN + self.method_len + self.payload_len
+    }
+
+    /// Never true: a frame has at least its two length headers.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The method name within `buf` (the buffer the frame was found in).
+    pub fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        &buf[LEN..LEN + self.method_len]
+    }
+
+    /// The payload within `buf` (the buffer the frame was found in).
+    pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        let start = 2 * LEN + self.method_len;
+        &buf[start..start + self.payload_len]
+    }
+}
+
+impl RequestCodec {
+    /// Finds the request frame at the start of `src` without consuming it:
+    /// `Ok(None)` until it is whole, an error as soon as a header announces
+    /// more than the limit. The server reads frames in place with this, so a
+    /// request costs no reference counting.
+    pub fn frame(&self, src: &[u8]) -> Result<Option<Frame>, Error> {
         if src.len() < LEN {
             return Ok(None);
         }
@@ -115,9 +146,24 @@ impl Decoder for RequestCodec {
         if src.len() < head + payload_len {
             return Ok(None);
         }
-        let mut frame = src.split_to(head + payload_len).freeze();
+        Ok(Some(Frame {
+            method_len,
+            payload_len,
+        }))
+    }
+}
+
+impl Decoder for RequestCodec {
+    type Item = Request;
+    type Error = Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, Error> {
+        let Some(found) = self.frame(src)? else {
+            return Ok(None);
+        };
+        let mut frame = src.split_to(found.len()).freeze();
         frame.advance(LEN);
-        let method = frame.split_to(method_len);
+        let method = frame.split_to(found.method_len);
         frame.advance(LEN);
         Ok(Some(Request {
             method,

@@ -204,6 +204,14 @@ impl Registry {
 
     /// The method registered under `name` (raw bytes from a frame).
     pub fn get(&self, name: &[u8]) -> Option<&'static Method> {
+        // A few names: comparing lengths first rejects most without a memcmp.
+        if self.sorted.len() <= 16 {
+            return self
+                .sorted
+                .iter()
+                .find(|m| m.name.len() == name.len() && m.name.as_bytes() == name)
+                .copied();
+        }
         let found = self
             .sorted
             .binary_search_by(|m| m.name.as_bytes().cmp(name));

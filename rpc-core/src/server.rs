@@ -30,7 +30,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
-use tokio_util::codec::Decoder;
 use tokio_util::io::poll_read_buf;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, error, info, warn, Span};
@@ -626,9 +625,14 @@ impl Connection {
             && self.in_flight.len() < max_in_flight
             && self.wbuf.len() < max_write_backlog
         {
-            match self.codec.decode(&mut self.rbuf) {
-                Ok(Some(request)) => {
-                    self.start(cx, &request.method, &request.payload);
+            match self.codec.frame(&self.rbuf) {
+                Ok(Some(frame)) => {
+                    // Handlers decode their payload before returning, so the
+                    // frame is read in place and then dropped from the buffer.
+                    let rbuf = std::mem::take(&mut self.rbuf);
+                    self.start(cx, frame.method(&rbuf), frame.payload(&rbuf));
+                    self.rbuf = rbuf;
+                    self.rbuf.advance(frame.len());
                     progress = true;
                     continue;
                 }
