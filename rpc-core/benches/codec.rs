@@ -27,6 +27,19 @@ fn frame_decode(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function(
+        "find 64 pipelined echo frames in place (server path)",
+        |b| {
+            let codec = RequestCodec::default();
+            b.iter(|| {
+                let mut at = 0;
+                while let Some(frame) = codec.frame(&batch[at..]).unwrap() {
+                    black_box((frame.method(&batch[at..]), frame.payload(&batch[at..])));
+                    at += frame.len();
+                }
+            })
+        },
+    );
     group.bench_function("encode 64 replies", |b| {
         let mut out = BytesMut::with_capacity(4096);
         b.iter(|| {
