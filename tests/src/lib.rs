@@ -33,27 +33,63 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let dir = BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "examples",
-                "-p",
-                "client",
-                "-p",
-                "typed_client",
-                "-p",
-                "rpc-cli",
-                "--bins",
-            ])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the binaries failed");
+        cargo(&[
+            "build",
+            "--quiet",
+            "-p",
+            "examples",
+            "-p",
+            "client",
+            "-p",
+            "typed_client",
+            "-p",
+            "rpc-cli",
+            "--bins",
+        ]);
         target_dir().join("debug")
     });
     dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Runs `cargo ARGS` in the workspace, asserts that it succeeds, and returns
+/// what it printed on stdout.
+pub fn cargo(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO"))
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("cargo prints UTF-8")
+}
+
+/// The file name of the timer's C library here: `libmy_timer.so`,
+/// `libmy_timer.dylib` or `my_timer.dll`.
+pub fn c_library_name() -> String {
+    format!(
+        "{}my_timer{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Builds the timer's C library with the `serve` feature (debug profile)
+/// and returns its path.
+pub fn build_serve_library() -> PathBuf {
+    cargo(&[
+        "build",
+        "--quiet",
+        "-p",
+        "timer",
+        "--lib",
+        "--features",
+        "serve",
+    ]);
+    target_dir().join("debug").join(c_library_name())
 }
 
 /// The workspace's root directory.

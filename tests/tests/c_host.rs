@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tests::{binary, target_dir, workspace_root, ServerProcess};
+use tests::{binary, workspace_root, ServerProcess};
 
 const REFERENCE_EXCHANGE: &str = "[client] version = nim-timer v0.1.0\n[client] echo.echoed= hello over the wire\n[client] echo.timer = ipc-server\n";
 
@@ -40,29 +40,10 @@ impl CHost {
             return None;
         }
         let root = workspace_root();
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "timer",
-                "--lib",
-                "--features",
-                "serve",
-            ])
-            .current_dir(&root)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building libmy_timer with `serve` failed");
-
+        let built = tests::build_serve_library();
         let dir = tempfile::tempdir().expect("temp dir");
-        let name = format!(
-            "{}my_timer{}",
-            std::env::consts::DLL_PREFIX,
-            std::env::consts::DLL_SUFFIX
-        );
-        let library = dir.path().join(&name);
-        std::fs::copy(target_dir().join("debug").join(&name), &library).expect("copy the library");
+        let library = dir.path().join(tests::c_library_name());
+        std::fs::copy(&built, &library).expect("copy the library");
         let program = dir.path().join("serve_host");
         let out = Command::new(&cc)
             .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])

@@ -4,9 +4,8 @@
 //! what it forbids, so that it cannot pass by looking at the wrong thing.
 
 use std::path::Path;
-use std::process::Command;
 
-use tests::{target_dir, workspace_root};
+use tests::{cargo, target_dir};
 
 /// Packages that only socket or server code needs.
 const NETWORK_PACKAGES: [&str; 4] = [
@@ -22,20 +21,6 @@ const SERVER_TOKIO_FEATURES: [&str; 3] = [
     "tokio feature \"signal\"",
     "tokio feature \"rt-multi-thread\"",
 ];
-
-fn cargo(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO"))
-        .args(args)
-        .current_dir(workspace_root())
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "cargo {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("cargo prints UTF-8")
-}
 
 /// `cargo tree` of the timer package, normal dependencies only, one node a line.
 fn tree(serve: bool, extra: &[&str]) -> String {
@@ -98,11 +83,7 @@ fn a_plain_timer_pulls_in_no_networking() {
 
 /// The C library built from `target`: `libmy_timer.so`, `.dylib` or `my_timer.dll`.
 fn library(target: &Path) -> std::path::PathBuf {
-    target.join("debug").join(format!(
-        "{}my_timer{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+    target.join("debug").join(tests::c_library_name())
 }
 
 fn mentions_my_timer_serve(library: &Path) -> bool {
@@ -134,18 +115,10 @@ fn a_plain_cdylib_has_no_my_timer_serve() {
         library(&plain).display()
     );
 
-    cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "timer",
-        "--lib",
-        "--features",
-        "serve",
-    ]);
+    let served = tests::build_serve_library();
     assert!(
-        mentions_my_timer_serve(&library(&target_dir())),
+        mentions_my_timer_serve(&served),
         "{} lacks my_timer_serve",
-        library(&target_dir()).display()
+        served.display()
     );
 }
