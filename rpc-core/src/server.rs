@@ -51,6 +51,12 @@ pub struct Config {
     /// Requests of one connection running at once; at the bound the server
     /// stops reading from that connection until a reply is ready. Default 128.
     pub max_in_flight: usize,
+    /// Payload bytes of one connection's requests still running (those not
+    /// answered at their first poll); at the bound the server stops reading
+    /// from that connection, so slow calls with large arguments cannot pile
+    /// up `max_in_flight` frames. A single larger request still runs alone.
+    /// Default 16 MiB.
+    pub max_in_flight_bytes: usize,
     /// Unsent reply bytes of one connection above which the server stops
     /// reading from it (a client that does not read its replies). Default 1 MiB.
     pub max_write_backlog: usize,
@@ -74,6 +80,7 @@ impl Default for Config {
         Config {
             max_frame: DEFAULT_MAX_FRAME,
             max_in_flight: 128,
+            max_in_flight_bytes: 16 * 1024 * 1024,
             max_write_backlog: 1024 * 1024,
             max_connections: 16384,
             idle_timeout: None,
@@ -502,6 +509,8 @@ struct Connection {
     rbuf: BytesMut,
     wbuf: BytesMut,
     in_flight: FuturesOrdered<InFlight>,
+    /// Sum of the payload sizes of the calls in `in_flight`.
+    in_flight_bytes: usize,
     reading: Reading,
     /// Polled once, to register the task for the cancellation wake-up, and
     /// kept alive; after that `Shared::stopping` is read instead, the waker
@@ -526,6 +535,7 @@ impl Connection {
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
             in_flight: FuturesOrdered::new(),
+            in_flight_bytes: 0,
             reading: Reading::Open,
             stop_wait: Box::pin(stop.cancelled_owned()),
             stop_registered: false,
@@ -569,9 +579,10 @@ impl Connection {
             // the only bytes to go over it.
             let backlog = self.shared.config.max_write_backlog;
             while self.wbuf.len() < backlog {
-                let Poll::Ready(Some(reply)) = self.in_flight.poll_next_unpin(cx) else {
+                let Poll::Ready(Some((reply, cost))) = self.in_flight.poll_next_unpin(cx) else {
                     break;
                 };
+                self.in_flight_bytes -= cost;
                 self.flush_events();
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 progress = true;
@@ -616,13 +627,15 @@ impl Connection {
     fn read_requests(&mut self, cx: &mut TaskContext<'_>) -> io::Result<bool> {
         let mut progress = false;
         let config = &self.shared.config;
-        let (max_in_flight, max_write_backlog, idle_timeout) = (
+        let (max_in_flight, max_in_flight_bytes, max_write_backlog, idle_timeout) = (
             config.max_in_flight,
+            config.max_in_flight_bytes,
             config.max_write_backlog,
             config.idle_timeout,
         );
         while self.reading != Reading::Done
             && self.in_flight.len() < max_in_flight
+            && self.in_flight_bytes < max_in_flight_bytes
             && self.wbuf.len() < max_write_backlog
         {
             match self.codec.frame(&self.rbuf) {
@@ -777,6 +790,7 @@ impl Connection {
         };
         let mut in_flight = InFlight {
             method,
+            cost: payload.len(),
             state,
             span,
             started,
@@ -784,12 +798,13 @@ impl Connection {
         // Most calls finish at their first poll: with nothing owed before
         // them, their reply goes straight to the write buffer.
         if self.in_flight.is_empty() {
-            if let Poll::Ready(reply) = Pin::new(&mut in_flight).poll(cx) {
+            if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
                 self.flush_events();
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 return;
             }
         }
+        self.in_flight_bytes += in_flight.cost;
         self.in_flight.push_back(in_flight);
     }
 }
@@ -810,6 +825,8 @@ async fn discard(io: &mut Stream) {
 /// One request of a connection, from decode to reply.
 struct InFlight {
     method: &'static str,
+    /// The payload's size, counted against `max_in_flight_bytes`.
+    cost: usize,
     state: State,
     span: Span,
     started: Option<Instant>,
@@ -821,9 +838,10 @@ enum State {
 }
 
 impl Future for InFlight {
-    type Output = Reply;
+    /// The reply, and the cost to give back.
+    type Output = (Reply, usize);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Reply> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<(Reply, usize)> {
         let this = self.get_mut();
         let reply = match &mut this.state {
             State::Ready(reply) => reply
@@ -850,6 +868,6 @@ impl Future for InFlight {
             this.span.record("micros", micros);
             debug!(parent: &this.span, status = reply.status, micros, "reply");
         }
-        Poll::Ready(reply)
+        Poll::Ready((reply, this.cost))
     }
 }

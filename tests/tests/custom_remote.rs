@@ -4,7 +4,7 @@
 //! errors become status 1 replies.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 use rpc_core::server::{Config, Listener, Server};
 use rpc_core::{remote, Context, Registry};
@@ -24,6 +24,24 @@ pub async fn add(counter: &Counter, amount: i64) -> i64 {
 pub async fn div(a: i64, b: i64) -> Result<i64, String> {
     a.checked_div(b)
         .ok_or_else(|| format!("cannot divide {a} by {b}"))
+}
+
+/// How many `later` calls run at once, and the most there ever were.
+#[derive(Default)]
+pub struct Gauge {
+    now: AtomicI64,
+    most: AtomicI64,
+}
+
+/// Returns `n` after yielding once, so that it is still running when its
+/// connection could read the next request.
+#[remote]
+pub async fn later(gauge: &Gauge, n: i64) -> i64 {
+    let now = gauge.now.fetch_add(1, Ordering::SeqCst) + 1;
+    gauge.most.fetch_max(now, Ordering::SeqCst);
+    tokio::task::yield_now().await;
+    gauge.now.fetch_sub(1, Ordering::SeqCst);
+    n
 }
 
 /// Always panics.
@@ -96,6 +114,7 @@ fn the_registry_holds_every_linked_function() {
             ("boom", &["after"]),
             ("complex", &["req"]),
             ("echo", &["req"]),
+            ("later", &["n"]),
             ("math.div", &["a", "b"]),
             // The built-in, registered by rpc-core itself.
             ("rpc.describe", &[]),
@@ -184,23 +203,46 @@ fn a_missing_context_is_an_internal_error_not_a_crash() {
 }
 
 #[test]
-fn the_in_flight_bound_pauses_reading_instead_of_failing() {
-    let config = Config {
-        max_in_flight: 1,
-        ..Config::default()
+fn the_in_flight_bounds_pause_reading_instead_of_failing() {
+    let bounded = |limit: fn(&mut Config)| {
+        let mut config = Config::default();
+        limit(&mut config);
+        config
     };
-    let server = InProcess::start(Context::new().with(Counter(AtomicI64::new(0))), config);
-    let mut conn = Conn::connect(&server.address);
-    let mut batch = Vec::new();
-    for _ in 0..200 {
-        batch.extend(frame(b"add", &cbor(&map([("amount", 1.into())]))));
+    for (what, config, at_most_one) in [
+        ("max_in_flight 1", bounded(|c| c.max_in_flight = 1), true),
+        (
+            "max_in_flight_bytes 1",
+            bounded(|c| c.max_in_flight_bytes = 1),
+            true,
+        ),
+        ("the defaults", Config::default(), false),
+    ] {
+        let gauge = Arc::new(Gauge::default());
+        let mut context = Context::new();
+        context.insert(Arc::clone(&gauge));
+        let server = InProcess::start(context, config);
+        let mut conn = Conn::connect(&server.address);
+        let mut batch = Vec::new();
+        for n in 0..200 {
+            batch.extend(frame(b"later", &cbor(&map([("n", n.into())]))));
+        }
+        conn.send_raw(&batch);
+        for n in 0..200 {
+            assert_eq!(conn.recv(), (0, cbor(&Value::from(n))), "{what}");
+        }
+        let most = gauge.most.load(Ordering::SeqCst);
+        if at_most_one {
+            assert_eq!(most, 1, "{what}: the bound let calls run together");
+        } else {
+            assert!(
+                most > 1,
+                "{what}: calls of one connection ran one at a time"
+            );
+        }
+        assert_eq!(
+            decode(&conn.call_raw(b"version", &[0xa0]).1),
+            Value::from("nim-timer v0.1.0")
+        );
     }
-    conn.send_raw(&batch);
-    for total in 1..=200 {
-        assert_eq!(conn.recv(), (0, cbor(&Value::from(total))));
-    }
-    assert_eq!(
-        decode(&conn.call_raw(b"version", &[0xa0]).1),
-        Value::from("nim-timer v0.1.0")
-    );
 }

@@ -28,9 +28,10 @@ extern "C" {
  * the real port) on stdout.
  *
  * The server's limits come from the environment: RPC_MAX_FRAME,
- * RPC_MAX_IN_FLIGHT, RPC_MAX_WRITE_BACKLOG, RPC_MAX_CONNECTIONS,
- * RPC_IDLE_TIMEOUT_MS and RPC_DRAIN_TIMEOUT_MS (whole numbers; unset means
- * the documented default, see the README).
+ * RPC_MAX_IN_FLIGHT, RPC_MAX_IN_FLIGHT_BYTES, RPC_MAX_WRITE_BACKLOG,
+ * RPC_MAX_CONNECTIONS, RPC_IDLE_TIMEOUT_MS, RPC_DRAIN_TIMEOUT_MS and
+ * RPC_MAX_EVENT_QUEUE (whole numbers; unset means the documented default,
+ * see the README).
  *
  * Returns 0 after a graceful stop; 2 when `address` is NULL, not UTF-8,
  * malformed, or a unix address on a platform without unix sockets, or when

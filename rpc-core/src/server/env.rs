@@ -7,11 +7,15 @@ use super::Config;
 use crate::Error;
 
 /// The variables [`Config::from_env`] reads, with what each sets.
-pub const ENV_VARS: [(&str, &str); 7] = [
+pub const ENV_VARS: [(&str, &str); 8] = [
     ("RPC_MAX_FRAME", "max_frame, in bytes"),
     (
         "RPC_MAX_IN_FLIGHT",
         "max_in_flight, requests per connection",
+    ),
+    (
+        "RPC_MAX_IN_FLIGHT_BYTES",
+        "max_in_flight_bytes, payload bytes of running requests per connection",
     ),
     ("RPC_MAX_WRITE_BACKLOG", "max_write_backlog, in bytes"),
     ("RPC_MAX_CONNECTIONS", "max_connections"),
@@ -74,6 +78,9 @@ impl Config {
         if let Some(n) = get("RPC_MAX_IN_FLIGHT", 1)? {
             config.max_in_flight = size(n);
         }
+        if let Some(n) = get("RPC_MAX_IN_FLIGHT_BYTES", 1)? {
+            config.max_in_flight_bytes = size(n);
+        }
         if let Some(n) = get("RPC_MAX_WRITE_BACKLOG", 1)? {
             config.max_write_backlog = size(n);
         }
@@ -119,6 +126,7 @@ mod tests {
         let config = with(&[
             ("RPC_MAX_FRAME", "1024"),
             ("RPC_MAX_IN_FLIGHT", "2"),
+            ("RPC_MAX_IN_FLIGHT_BYTES", "65536"),
             ("RPC_MAX_WRITE_BACKLOG", "4096"),
             ("RPC_MAX_CONNECTIONS", " 3 "),
             ("RPC_IDLE_TIMEOUT_MS", "1500"),
@@ -128,6 +136,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.max_frame, 1024);
         assert_eq!(config.max_in_flight, 2);
+        assert_eq!(config.max_in_flight_bytes, 65536);
         assert_eq!(config.max_write_backlog, 4096);
         assert_eq!(config.max_connections, 3);
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
