@@ -671,25 +671,7 @@ impl Connection {
                 break;
             }
             if self.rbuf.capacity() == 0 {
-                // tokio reports a new socket readable before any byte arrives:
-                // the first read goes to the stack, so that a connection that
-                // sends nothing holds no buffer.
-                let mut probe = [0u8; 512];
-                let mut probe = ReadBuf::new(&mut probe);
-                match Pin::new(&mut self.io).poll_read(cx, &mut probe) {
-                    Poll::Pending => break,
-                    Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Ready(Ok(())) if probe.filled().is_empty() => {
-                        self.reading = Reading::Done;
-                        break;
-                    }
-                    Poll::Ready(Ok(())) => {
-                        self.rbuf.reserve(READ_CHUNK);
-                        self.rbuf.extend_from_slice(probe.filled());
-                        progress = true;
-                        continue;
-                    }
-                }
+                self.rbuf = read_buffers::take();
             }
             if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
                 self.rbuf.reserve(READ_CHUNK);
@@ -697,7 +679,14 @@ impl Connection {
             // `poll_read` (not `try_read`): tokio clears readiness after a
             // short read, which saves a `recv` that would only say EAGAIN.
             match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
-                Poll::Pending => break,
+                Poll::Pending => {
+                    // Waiting with nothing buffered: the buffer goes back to
+                    // the thread's pool, so an idle connection holds none.
+                    if self.rbuf.is_empty() {
+                        read_buffers::give(std::mem::take(&mut self.rbuf));
+                    }
+                    break;
+                }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Ready(Ok(0)) => {
                     if !self.rbuf.is_empty() {
@@ -806,6 +795,47 @@ impl Connection {
         }
         self.in_flight_bytes += in_flight.cost;
         self.in_flight.push_back(in_flight);
+    }
+}
+
+/// Read buffers of connections waiting for their next request, per thread.
+///
+/// tokio reports a new socket readable before any byte arrives, and a
+/// connection waits far longer than it reads: a buffer is taken for a read
+/// and given back when the read finds nothing, so idle connections hold no
+/// buffer and a busy thread reuses a few without allocating.
+mod read_buffers {
+    use std::cell::RefCell;
+
+    use bytes::BytesMut;
+
+    use super::{KEEP_BUFFER, READ_CHUNK};
+
+    /// Buffers kept per thread; more are freed.
+    const POOLED: usize = 64;
+
+    thread_local! {
+        static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// An empty buffer with room for a read.
+    pub(super) fn take() -> BytesMut {
+        POOL.with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK))
+    }
+
+    /// Returns an empty buffer; a large one is freed instead.
+    pub(super) fn give(mut buf: BytesMut) {
+        if buf.capacity() > KEEP_BUFFER {
+            return;
+        }
+        buf.clear();
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOLED {
+                pool.push(buf);
+            }
+        });
     }
 }
 
