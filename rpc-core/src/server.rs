@@ -649,11 +649,9 @@ impl Connection {
                     progress = true;
                     continue;
                 }
-                Ok(None) => {
-                    if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_BUFFER {
-                        self.rbuf = BytesMut::new();
-                    }
-                }
+                // An empty read buffer, large or not, goes back to the pool
+                // (which frees a large one) when the next read finds nothing.
+                Ok(None) => {}
                 Err(e) => {
                     warn!(conn = self.id, error = %e, "closing connection");
                     self.reading = Reading::Done;
