@@ -22,9 +22,10 @@ use bytes::BytesMut;
 use ciborium::Value;
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
-use rpc_core::codec::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_OK};
-use rpc_core::describe::{Description, DESCRIBE};
-use rpc_core::{Address, Client, RpcError};
+use rpc_core::builtins::describe::Description;
+use rpc_core::wire::DESCRIBE;
+use rpc_core::wire::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_OK};
+use rpc_core::{Address, CallError, Client};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 
@@ -175,7 +176,7 @@ async fn describe(address: &str, timeout: Duration) -> Result<(), Failure> {
         .call_raw(DESCRIBE, vec![0xa0])
         .await
         .map_err(|e| call_failure(DESCRIBE, e))?;
-    let description: Description = rpc_core::cbor::from_slice(&body)
+    let description: Description = rpc_core::wire::cbor::from_slice(&body)
         .map_err(|e| Fatal(format!("{DESCRIBE}: unexpected reply: {e}")))?;
     let mut out = String::from("methods:\n");
     for method in &description.methods {
@@ -310,17 +311,17 @@ async fn open_stream(address: &Address) -> std::io::Result<(ReadHalf, WriteHalf)
     }
 }
 
-fn call_failure(method: &str, error: RpcError) -> Failure {
+fn call_failure(method: &str, error: CallError) -> Failure {
     match error {
-        RpcError::Status(text) => Refused(text),
-        RpcError::UnexpectedStatus { status, body } => Refused(format!(
+        CallError::Status(text) => Refused(text),
+        CallError::UnexpectedStatus { status, body } => Refused(format!(
             "rpc: {method}: unexpected reply status {status} ({} body bytes)",
             body.len()
         )),
-        RpcError::Closed => Fatal(format!(
+        CallError::Closed => Fatal(format!(
             "{method}: the connection closed before the reply arrived"
         )),
-        RpcError::Timeout(timeout) => {
+        CallError::Timeout(timeout) => {
             Fatal(format!("no reply to {method} within {}", show(timeout)))
         }
         other => Fatal(format!("{method}: {other}")),

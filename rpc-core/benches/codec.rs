@@ -5,9 +5,11 @@ use std::hint::black_box;
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rpc_core::codec::{encode_request, encode_response, RequestCodec};
+use rpc_core::registry::Registry;
 use rpc_core::registry::{Call, Method};
-use rpc_core::{Context, Registry, Reply};
+use rpc_core::wire::Reply;
+use rpc_core::wire::{encode_request, encode_response, RequestCodec};
+use rpc_core::Context;
 use tokio_util::codec::Decoder;
 
 fn frame_decode(c: &mut Criterion) {
@@ -63,42 +65,42 @@ static METHODS: [Method; 6] = [
         params: &[],
         path: "b::version",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
     Method {
         name: "echo",
         params: &["req"],
         path: "b::echo",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
     Method {
         name: "complex",
         params: &["req"],
         path: "b::complex",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
     Method {
         name: "schedule",
         params: &["job", "retry", "schedule"],
         path: "b::schedule",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
     Method {
         name: "math.add",
         params: &["a", "b"],
         path: "b::add",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
     Method {
         name: "math.sub",
         params: &["a", "b"],
         path: "b::sub",
         handler: ready,
-        types: rpc_core::describe::Types::untyped,
+        types: rpc_core::schema::Types::untyped,
     },
 ];
 

@@ -3,11 +3,16 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Everything that can go wrong in the runtime outside a single request.
+/// Everything that can go wrong outside a single call: an address, binding,
+/// connecting, the configuration, the table of methods.
 ///
-/// Request-level failures (bad arguments, unknown methods, handler errors)
-/// are not errors of the runtime: they become status 1 replies.
-#[derive(Debug, thiserror::Error)]
+/// Call-level failures (bad arguments, unknown methods, handler errors) are
+/// not errors of the runtime: the server answers them with status 1, and a
+/// client sees them as [`CallError`](crate::client::CallError)s.
+///
+/// `Debug` prints the same sentence as `Display`, so that a `main` returning
+/// `Result<(), rpc_core::Error>` reports a readable message.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// An address string is not `tcp:HOST:PORT` or `unix:PATH`.
     #[error("invalid address {address:?}: {reason}")]
@@ -23,6 +28,15 @@ pub enum Error {
     /// The path of a `unix:` address is a directory, which is never removed.
     #[error("cannot bind unix:{}: the path is a directory", .0.display())]
     UnixPathIsDirectory(PathBuf),
+    /// Connecting to a server failed.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address given.
+        address: String,
+        /// The operating system's reason.
+        #[source]
+        source: io::Error,
+    },
     /// Binding the listening socket failed.
     #[error("cannot bind {address}: {source}")]
     Bind {
@@ -76,4 +90,29 @@ pub enum Error {
     /// An I/O error on a socket.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_as_the_sentence() {
+        let e = Error::DuplicateMethod {
+            name: "echo",
+            first: "a::echo",
+            second: "b::echo",
+        };
+        assert_eq!(
+            format!("{e:?}"),
+            r#"duplicate method "echo": registered by both a::echo and b::echo"#
+        );
+        assert_eq!(format!("{e:?}"), e.to_string());
+    }
 }

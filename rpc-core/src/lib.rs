@@ -23,7 +23,7 @@
 //! - [`server`] (feature `server`): listeners, the accept loop, connections,
 //!   graceful shutdown;
 //! - [`client`]: the [`Transport`] the generated stubs call through and the
-//!   [`RpcError`] they return; with feature `client`, `Client`, a pipelined
+//!   [`CallError`] they return; with feature `client`, `Client`, a pipelined
 //!   connection shared by many tasks;
 //! - [`Error`]: the one error type.
 //!
@@ -47,12 +47,12 @@
 //!
 //! // Remote callers reach it by name through the registry.
 //! let ctx = rpc_core::Context::new().with(greeter);
-//! let registry = rpc_core::Registry::global().unwrap();
-//! let payload = rpc_core::cbor::to_vec(&std::collections::BTreeMap::from([("name", "bob")])).unwrap();
+//! let registry = rpc_core::registry::Registry::global().unwrap();
+//! let payload = rpc_core::wire::cbor::to_vec(&std::collections::BTreeMap::from([("name", "bob")])).unwrap();
 //! let (_, call) = registry.call(&ctx, b"greet", &payload);
 //! let rpc_core::registry::Call::Pending(future) = call else { panic!() };
 //! let reply = future.await;
-//! assert_eq!(rpc_core::cbor::from_slice::<String>(&reply.body).unwrap(), "hello, bob");
+//! assert_eq!(rpc_core::wire::cbor::from_slice::<String>(&reply.body).unwrap(), "hello, bob");
 //! # }
 //! ```
 //!
@@ -65,7 +65,7 @@
 #![cfg_attr(all(feature = "server", feature = "client"), doc = "```")]
 #![cfg_attr(not(all(feature = "server", feature = "client")), doc = "```ignore")]
 //! use rpc_core::server::{Listener, Server};
-//! use rpc_core::{remote, Client, Context, RpcError};
+//! use rpc_core::{remote, Client, Context, CallError};
 //!
 //! pub struct Greeter { greeting: String }
 //!
@@ -83,7 +83,7 @@
 //! tokio::spawn(server.serve(listener, std::future::pending()));
 //!
 //! assert_eq!(client.greet("ada".into()).await?, "hello, ada");
-//! assert!(matches!(client.greet("".into()).await, Err(RpcError::Status(e)) if e == "whom?"));
+//! assert!(matches!(client.greet("".into()).await, Err(CallError::Status(e)) if e == "whom?"));
 //! # Ok(()) }
 //! ```
 
@@ -91,27 +91,33 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod address;
-pub mod cbor;
+pub mod builtins;
+pub mod cddl;
 pub mod client;
-pub mod codec;
-pub mod describe;
+mod context;
 mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod handler;
 pub mod registry;
+pub mod schema;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod wire;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
 pub use address::Address;
+pub use client::CallError;
 #[cfg(feature = "client")]
 pub use client::Client;
-pub use client::{RpcError, Transport};
+pub use context::Context;
 pub use error::Error;
-pub use registry::{Context, Method, Registry, Reply};
 /// Declares an event payload type and its wire name; see [`events`].
 pub use rpc_macros::event;
 /// Marks an `async fn` as callable remotely; see the crate docs.
 pub use rpc_macros::remote;
+#[cfg(feature = "server")]
+pub use server::Server;

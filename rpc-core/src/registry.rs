@@ -4,46 +4,17 @@
 //! [`Registry`] collects them once, refuses duplicate names, and answers
 //! lookups by the raw name bytes of a frame without allocating.
 
-use std::any::{type_name, Any, TypeId};
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
+use crate::context::Context;
+use crate::wire::Reply;
 use crate::Error;
-
-/// The result of one call: a status and its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// [`crate::codec::STATUS_OK`] or [`crate::codec::STATUS_ERROR`].
-    pub status: i32,
-    /// One CBOR item for status 0, UTF-8 text for status 1.
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    /// A status 0 reply carrying an encoded CBOR item.
-    pub fn ok(cbor: Vec<u8>) -> Self {
-        Reply {
-            status: crate::codec::STATUS_OK,
-            body: cbor,
-        }
-    }
-
-    /// A status 1 reply; an empty text is replaced so that the body is never empty.
-    pub fn error(text: impl Into<String>) -> Self {
-        let mut text = text.into();
-        if text.is_empty() {
-            text.push_str("error (the handler gave no text)");
-        }
-        Reply {
-            status: crate::codec::STATUS_ERROR,
-            body: text.into_bytes(),
-        }
-    }
-}
 
 /// A running call.
 pub type CallFuture = Pin<Box<dyn Future<Output = Reply> + Send + 'static>>;
@@ -82,72 +53,11 @@ pub struct Method {
     /// The generated handler.
     pub handler: Handler,
     /// Traces the payload and reply types, for `rpc.describe` (see
-    /// [`crate::describe`]); called only when describing.
-    pub types: fn() -> crate::describe::Types,
+    /// [`crate::schema`]); called only when describing.
+    pub types: fn() -> crate::schema::Types,
 }
 
 inventory::collect!(Method);
-
-/// The values handlers borrow as their context parameter, one per type.
-///
-/// A `#[remote]` function taking `timer: &Timer` gets the `Timer` stored here;
-/// the server owns the context, nothing is global.
-///
-/// ```
-/// use rpc_core::Context;
-/// struct Counter(u32);
-/// let ctx = Context::new().with(Counter(7));
-/// assert_eq!(ctx.get::<Counter>().unwrap().0, 7);
-/// assert!(ctx.get::<String>().is_none());
-/// ```
-#[derive(Clone, Default)]
-pub struct Context {
-    values: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
-}
-
-impl Context {
-    /// An empty context.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `value`, replacing an earlier value of the same type.
-    pub fn with<T: Any + Send + Sync>(mut self, value: T) -> Self {
-        self.insert(Arc::new(value));
-        self
-    }
-
-    /// Adds a shared value, replacing an earlier value of the same type.
-    pub fn insert<T: Any + Send + Sync>(&mut self, value: Arc<T>) {
-        let id = TypeId::of::<T>();
-        self.values.retain(|(t, _)| *t != id);
-        self.values.push((id, value));
-    }
-
-    /// The value of type `T`, if there is one.
-    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        let id = TypeId::of::<T>();
-        // A handful of entries at most: a scan beats hashing.
-        let (_, value) = self.values.iter().find(|(t, _)| *t == id)?;
-        Arc::clone(value).downcast::<T>().ok()
-    }
-
-    /// The reply of a method whose context type is missing from the server.
-    pub fn missing<T>(method: &str) -> Reply {
-        Reply::error(format!(
-            "{method}: internal error: the server holds no context of type {}",
-            type_name::<T>()
-        ))
-    }
-}
-
-impl fmt::Debug for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Context")
-            .field("values", &self.values.len())
-            .finish()
-    }
-}
 
 /// The table from wire name to method.
 #[derive(Debug)]
@@ -270,21 +180,21 @@ mod tests {
         params: &[],
         path: "x::a",
         handler: noop,
-        types: crate::describe::Types::untyped,
+        types: crate::schema::Types::untyped,
     };
     static B: Method = Method {
         name: "b",
         params: &["p"],
         path: "x::b",
         handler: noop,
-        types: crate::describe::Types::untyped,
+        types: crate::schema::Types::untyped,
     };
     static A2: Method = Method {
         name: "a",
         params: &[],
         path: "y::a",
         handler: noop,
-        types: crate::describe::Types::untyped,
+        types: crate::schema::Types::untyped,
     };
 
     #[test]
@@ -330,7 +240,7 @@ mod tests {
             params: &[],
             path: "x::boom",
             handler: boom,
-            types: crate::describe::Types::untyped,
+            types: crate::schema::Types::untyped,
         };
         let reg = Registry::from_methods([&BOOM]).unwrap();
         let (_, call) = reg.call(&Context::new(), b"boom", b"");

@@ -34,9 +34,11 @@ use tokio_util::io::poll_read_buf;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tracing::{debug, error, info, warn, Span};
 
-use crate::codec::{encode_response, RequestCodec, DEFAULT_MAX_FRAME};
+use crate::builtins;
+use crate::context::Context;
 use crate::events::{self, EventTable, Hub, Subscriber};
-use crate::registry::{panic_reply, Call, CallFuture, Context, Registry, Reply};
+use crate::registry::{panic_reply, Call, CallFuture, Registry};
+use crate::wire::{encode_response, Reply, RequestCodec, DEFAULT_MAX_FRAME};
 use crate::{Address, Error};
 
 pub mod env;
@@ -311,7 +313,7 @@ impl Server {
             context.insert(Arc::new(Hub::new()));
         }
         // What `rpc.describe` describes.
-        context.insert(Arc::new(crate::describe::ServedRegistry(registry)));
+        context.insert(Arc::new(builtins::describe::ServedRegistry(registry)));
         Server {
             registry,
             context,
@@ -717,22 +719,14 @@ impl Connection {
 
     /// Answers the built-in methods (`rpc.*`) that need the connection.
     fn builtin(&mut self, name: &[u8], payload: &[u8]) -> Option<(&'static str, Reply)> {
-        if !name.starts_with(b"rpc.") {
-            return None;
-        }
-        let events = &self.shared.events;
-        match name {
-            b"rpc.subscribe" => {
-                let capacity = self.shared.config.max_event_queue;
-                let reply = events::subscribe(events, &mut self.subscriber, capacity, payload);
-                Some((events::SUBSCRIBE, reply))
-            }
-            b"rpc.unsubscribe" => {
-                let reply = events::unsubscribe(events, self.subscriber.as_deref(), payload);
-                Some((events::UNSUBSCRIBE, reply))
-            }
-            _ => None,
-        }
+        let capacity = self.shared.config.max_event_queue;
+        builtins::connection(
+            name,
+            payload,
+            &self.shared.events,
+            &mut self.subscriber,
+            capacity,
+        )
     }
 
     fn poll_idle(&mut self, cx: &mut TaskContext<'_>) -> bool {

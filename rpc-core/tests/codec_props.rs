@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 use proptest::prelude::*;
-use rpc_core::codec::{
+use rpc_core::wire::{
     encode_request, encode_response, Request, RequestCodec, Response, ResponseCodec,
 };
 use rpc_core::Error;

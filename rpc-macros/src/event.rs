@@ -53,19 +53,19 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
         #[doc(hidden)]
         const _: () = {
-            impl ::rpc_core::events::Event for #ident {
+            impl ::rpc_core::__private::Event for #ident {
                 const NAME: &'static ::core::primitive::str = #name;
             }
 
             // For rpc.describe: the payload traced when it is `Deserialize`.
-            fn __event_payload() -> ::rpc_core::describe::Shape {
+            fn __event_payload() -> ::rpc_core::__private::Shape {
                 #[allow(unused_imports)]
                 use ::rpc_core::__private::{TracedPayload as _, UntracedPayload as _};
                 (&::rpc_core::__private::PayloadProbe::<#ident>::new()).shape()
             }
 
             ::rpc_core::__private::inventory::submit! {
-                ::rpc_core::events::EventDef {
+                ::rpc_core::__private::EventDef {
                     name: #name,
                     path: ::core::concat!(::core::module_path!(), "::", #type_name),
                     payload: __event_payload,

@@ -42,8 +42,8 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
             let __context = match __ctx.get::<#ty>() {
                 ::core::option::Option::Some(context) => context,
                 ::core::option::Option::None => {
-                    return ::rpc_core::registry::Call::Ready(
-                        ::rpc_core::Context::missing::<#ty>(#name),
+                    return ::rpc_core::__private::Call::Ready(
+                        ::rpc_core::__private::missing_context::<#ty>(#name),
                     );
                 }
             };
@@ -73,29 +73,29 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
             }
 
             fn __remote_handler(
-                __ctx: &::rpc_core::Context,
+                __ctx: &::rpc_core::__private::Context,
                 __payload: &[::core::primitive::u8],
-            ) -> ::rpc_core::registry::Call {
+            ) -> ::rpc_core::__private::Call {
                 let __args: #args_struct = match ::rpc_core::__private::decode_args(#name, __payload) {
                     ::core::result::Result::Ok(args) => args,
                     ::core::result::Result::Err(reply) => {
-                        return ::rpc_core::registry::Call::Ready(reply);
+                        return ::rpc_core::__private::Call::Ready(reply);
                     }
                 };
                 #take_context
-                ::rpc_core::registry::Call::Pending(::std::boxed::Box::pin(async move {
+                ::rpc_core::__private::Call::Pending(::std::boxed::Box::pin(async move {
                     let __ret = #fn_ident(#(#call_args),*).await;
                     #encode
                 }))
             }
 
             ::rpc_core::__private::inventory::submit! {
-                ::rpc_core::Method {
+                ::rpc_core::__private::Method {
                     name: #name,
                     params: &[#(#keys),*],
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     handler: __remote_handler,
-                    types: ::rpc_core::describe::Types::of::<#args_struct, #ok>,
+                    types: ::rpc_core::__private::Types::of::<#args_struct, #ok>,
                 }
             }
         };
@@ -130,7 +130,7 @@ fn stub(function: &ItemFn, remote: &Remote) -> TokenStream {
     let ok = ok_type(&function.sig.output, remote.returns_result);
     let output = quote! {
         impl ::core::future::Future<
-            Output = ::core::result::Result<#ok, ::rpc_core::client::RpcError>,
+            Output = ::core::result::Result<#ok, ::rpc_core::__private::CallError>,
         > + ::core::marker::Send
     };
     let fn_docs = function
@@ -139,11 +139,11 @@ fn stub(function: &ItemFn, remote: &Remote) -> TokenStream {
         .filter(|attr| attr.path().is_ident("doc"));
     let trait_doc = format!(
         " The remote stub of `{plain_name}`: calls `\"{name}\"` through any \
-         [`Transport`](::rpc_core::client::Transport)."
+         [`Transport`](::rpc_core::__private::Transport)."
     );
     let method_doc = format!(
         " Calls `{plain_name}` remotely (method `\"{name}\"`): a status 1 reply \
-         arrives as [`RpcError::Status`](::rpc_core::client::RpcError::Status)."
+         arrives as [`CallError::Status`](::rpc_core::__private::CallError::Status)."
     );
 
     quote! {
@@ -156,7 +156,7 @@ fn stub(function: &ItemFn, remote: &Remote) -> TokenStream {
             fn #fn_ident(&self, #(#idents: #types),*) -> #output;
         }
 
-        impl<__T: ::rpc_core::client::Transport> #trait_ident for __T {
+        impl<__T: ::rpc_core::__private::Transport> #trait_ident for __T {
             fn #fn_ident(&self, #(#idents: #types),*) -> #output {
                 #[derive(::rpc_core::__private::serde::Serialize)]
                 #[serde(crate = "::rpc_core::__private::serde")]
@@ -168,7 +168,7 @@ fn stub(function: &ItemFn, remote: &Remote) -> TokenStream {
                     &__RemoteArgsRef { #(#idents: &#idents,)* },
                 );
                 let __call = ::core::result::Result::map(__payload, |__payload| {
-                    <__T as ::rpc_core::client::Transport>::call(self, #name, __payload)
+                    <__T as ::rpc_core::__private::Transport>::call(self, #name, __payload)
                 });
                 async move {
                     let __body = __call?.await?;

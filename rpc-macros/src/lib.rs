@@ -33,14 +33,14 @@ mod parse;
 /// with the function's visibility, comes its typed client stub: for `echo`,
 /// a trait `EchoRemote` with one method `echo` taking the same parameters
 /// minus the context and returning
-/// `impl Future<Output = Result<T, rpc_core::RpcError>>` (`T` the return
+/// `impl Future<Output = Result<T, rpc_core::CallError>>` (`T` the return
 /// type, or the `Ok` type of a `Result`, whose error arrives as
-/// `RpcError::Status`). It is implemented for every `rpc_core::Transport`,
+/// `CallError::Status`). It is implemented for every `rpc_core::client::Transport`,
 /// so the payload parameters must be `Serialize` as well as `Deserialize`,
 /// and the reply `DeserializeOwned`.
 ///
 /// The registration also records the arguments and reply types, which
-/// `rpc.describe` traces into its CDDL (`rpc_core::describe`).
+/// `rpc.describe` traces into its CDDL (`rpc_core::builtins::describe`).
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand_remote(attr.into(), item.into())

@@ -8,9 +8,11 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use bytes::BytesMut;
-use rpc_core::codec::{encode_request, RequestCodec, DEFAULT_MAX_FRAME};
 use rpc_core::registry::Call;
-use rpc_core::{Context, Registry, Reply};
+use rpc_core::registry::Registry;
+use rpc_core::wire::Reply;
+use rpc_core::wire::{encode_request, RequestCodec, DEFAULT_MAX_FRAME};
+use rpc_core::Context;
 use tokio_util::codec::Decoder;
 
 /// A fuzz target's body: takes the fuzzer's bytes, panics on a broken promise.

@@ -5,7 +5,7 @@
 
 use my_timer::{ComplexRequest, EchoRequest, JobSpec, RetryPolicy, ScheduleConfig};
 use proptest::prelude::*;
-use rpc_core::cbor;
+use rpc_core::wire::cbor;
 use tests::fuzz::call_method;
 use tests::Value;
 

@@ -6,8 +6,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 
+use rpc_core::registry::Registry;
 use rpc_core::server::{Config, Listener, Server};
-use rpc_core::{remote, Context, Registry};
+use rpc_core::{remote, Context};
 use tests::{cbor, decode, frame, map, Conn, Value};
 
 /// A context of this test crate.

@@ -4,9 +4,9 @@
 //! matches `NAME-reply`; every payload the contract calls wrong (a missing
 //! field, a wrong type) is refused by the CDDL and by the server alike.
 
-use rpc_core::describe::{Description, MethodInfo};
+use rpc_core::builtins::describe::{Description, MethodInfo};
 use rpc_core::events::EventTable;
-use rpc_core::Registry;
+use rpc_core::registry::Registry;
 use tests::{binary, cbor, echo_args, map, run, texts, ServerProcess, Value};
 
 /// The description served over the wire, decoded.
@@ -14,7 +14,7 @@ fn described(server: &ServerProcess) -> Description {
     let mut conn = server.connect();
     let (status, body) = conn.call_raw(b"rpc.describe", &cbor(&map([])));
     assert_eq!(status, 0, "{}", String::from_utf8_lossy(&body));
-    rpc_core::cbor::from_slice(&body).expect("the reply decodes as a Description")
+    rpc_core::wire::cbor::from_slice(&body).expect("the reply decodes as a Description")
 }
 
 #[test]
@@ -42,8 +42,10 @@ fn rpc_describe_lists_every_method_with_its_params() {
     // The test links the same library as serve_host: the same methods,
     // events and document come out of this process's registry.
     let _ = my_timer::VERSION;
-    let local =
-        rpc_core::describe::describe(Registry::global().unwrap(), EventTable::global().unwrap());
+    let local = rpc_core::builtins::describe::describe(
+        Registry::global().unwrap(),
+        EventTable::global().unwrap(),
+    );
     assert_eq!(description, local);
     // Any map is accepted as the payload, like every method's.
     let mut conn = server.connect();

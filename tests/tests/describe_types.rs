@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use rpc_core::events::EventTable;
-use rpc_core::{event, remote, Registry};
+use rpc_core::registry::Registry;
+use rpc_core::{event, remote};
 use serde::{Deserialize, Serialize};
 
 /// A shape with every kind of enum variant.
@@ -87,11 +88,11 @@ pub struct Opaque {
 }
 
 fn doc() -> String {
-    rpc_core::describe::cddl(Registry::global().unwrap(), EventTable::global().unwrap())
+    rpc_core::builtins::describe::cddl(Registry::global().unwrap(), EventTable::global().unwrap())
 }
 
 fn validate<T: Serialize>(doc: &str, rule: &str, value: &T) -> Result<(), String> {
-    let bytes = rpc_core::cbor::to_vec(value).unwrap();
+    let bytes = rpc_core::wire::cbor::to_vec(value).unwrap();
     let with_root = format!("root = {rule}\n{doc}");
     cddl::validate_cbor_from_slice(&with_root, &bytes, None).map_err(|e| e.to_string())
 }

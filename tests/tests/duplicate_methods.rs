@@ -1,8 +1,9 @@
 //! Two `#[remote]` functions with one wire name make the registry, and so
 //! the server, refuse to start, naming both Rust paths.
 
+use rpc_core::registry::Registry;
 use rpc_core::server::Server;
-use rpc_core::{Context, Error, Registry};
+use rpc_core::{Context, Error};
 
 mod first {
     #[rpc_core::remote(name = "dup")]

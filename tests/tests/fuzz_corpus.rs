@@ -82,19 +82,19 @@ fn the_harness_catches_what_it_should() {
     run_method(b"\x04echo\xff\xff");
     // The well-formedness check refuses what the contract forbids.
     let bad = [
-        rpc_core::Reply {
+        rpc_core::wire::Reply {
             status: 0,
             body: vec![0xa0, 0xa0],
         },
-        rpc_core::Reply {
+        rpc_core::wire::Reply {
             status: 1,
             body: vec![],
         },
-        rpc_core::Reply {
+        rpc_core::wire::Reply {
             status: 1,
             body: vec![0xff],
         },
-        rpc_core::Reply {
+        rpc_core::wire::Reply {
             status: 2,
             body: b"x".to_vec(),
         },

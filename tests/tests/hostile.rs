@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rpc_core::codec::RequestCodec;
+use rpc_core::wire::RequestCodec;
 use tests::{cbor, decode, echo_args, frame, map, texts, Conn, ServerProcess, Value, PATIENCE};
 use tokio_util::codec::Decoder;
 

@@ -8,8 +8,11 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use bytes::Bytes;
+use rpc_core::client::Transport;
 use rpc_core::registry::Call;
-use rpc_core::{Context, Registry, Reply, RpcError, Transport};
+use rpc_core::registry::Registry;
+use rpc_core::wire::Reply;
+use rpc_core::{CallError, Context};
 
 mod remote_fns {
     #![no_implicit_prelude]
@@ -84,10 +87,12 @@ mod remote_fns {
         pub(super) unit: Stub<()>,
     }
 
-    pub(super) type Stub<T> = ::core::result::Result<T, ::rpc_core::RpcError>;
+    pub(super) type Stub<T> = ::core::result::Result<T, ::rpc_core::CallError>;
 
     /// Calls every stub once through `transport`, from inside this module.
-    pub(super) async fn call_every_stub<T: ::rpc_core::Transport>(transport: &T) -> Results {
+    pub(super) async fn call_every_stub<T: ::rpc_core::client::Transport>(
+        transport: &T,
+    ) -> Results {
         Results {
             no_params: transport.hygiene_no_params().await,
             context: transport
@@ -130,7 +135,7 @@ fn each_function_is_registered_with_its_payload_keys() {
 
 /// Calls `name` through the global registry with a map payload.
 fn call(ctx: &Context, name: &str, payload: &impl serde::Serialize) -> Reply {
-    let payload = rpc_core::cbor::to_vec(&payload).expect("encodes");
+    let payload = rpc_core::wire::cbor::to_vec(&payload).expect("encodes");
     let (method, call) = Registry::global()
         .unwrap()
         .call(ctx, name.as_bytes(), &payload);
@@ -154,7 +159,7 @@ fn calls_through_the_registry_reach_the_functions() {
             "{:?}",
             String::from_utf8_lossy(&reply.body)
         );
-        rpc_core::cbor::from_slice(&reply.body).expect("a CBOR text")
+        rpc_core::wire::cbor::from_slice(&reply.body).expect("a CBOR text")
     };
     let word = BTreeMap::from([("word", "fix")]);
     assert_eq!(text(call(&ctx, "hygiene_context", &word)), "pre-fix");
@@ -162,7 +167,7 @@ fn calls_through_the_registry_reach_the_functions() {
     assert_eq!(text(call(&ctx, "hygiene_raw", &raw)), "type=t");
 
     let halve = call(&ctx, "hygiene_result", &BTreeMap::from([("divisor", 2)]));
-    assert_eq!(halve, Reply::ok(rpc_core::cbor::to_vec(&42).unwrap()));
+    assert_eq!(halve, Reply::ok(rpc_core::wire::cbor::to_vec(&42).unwrap()));
     let fail = call(&ctx, "hygiene_result", &BTreeMap::from([("divisor", 0)]));
     assert_eq!(fail, Reply::error("divide by zero"));
 }
@@ -179,7 +184,7 @@ impl Transport for InMemory {
         &self,
         method: &'static str,
         payload: Vec<u8>,
-    ) -> impl Future<Output = Result<Bytes, RpcError>> + Send {
+    ) -> impl Future<Output = Result<Bytes, CallError>> + Send {
         let (_, call) =
             Registry::global()
                 .unwrap()
@@ -192,7 +197,7 @@ impl Transport for InMemory {
             };
             match reply.status {
                 0 => Ok(Bytes::from(reply.body)),
-                _ => Err(RpcError::Status(String::from_utf8(reply.body).unwrap())),
+                _ => Err(CallError::Status(String::from_utf8(reply.body).unwrap())),
             }
         }
     }
@@ -207,7 +212,7 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 fn status<T: std::fmt::Debug>(result: remote_fns::Stub<T>) -> String {
     match result {
-        Err(RpcError::Status(text)) => text,
+        Err(CallError::Status(text)) => text,
         other => panic!("expected a status 1 text, got {other:?}"),
     }
 }
@@ -257,8 +262,10 @@ impl Transport for Liar {
         &self,
         _method: &'static str,
         _payload: Vec<u8>,
-    ) -> impl Future<Output = Result<Bytes, RpcError>> + Send {
-        std::future::ready(Ok(Bytes::from(rpc_core::cbor::to_vec("nonsense").unwrap())))
+    ) -> impl Future<Output = Result<Bytes, CallError>> + Send {
+        std::future::ready(Ok(Bytes::from(
+            rpc_core::wire::cbor::to_vec("nonsense").unwrap(),
+        )))
     }
 }
 
@@ -266,7 +273,7 @@ impl Transport for Liar {
 fn a_reply_of_the_wrong_type_is_a_decode_error() {
     let results = block_on(remote_fns::call_every_stub(&Liar));
     match results.no_params {
-        Err(RpcError::Decode { method, source }) => {
+        Err(CallError::Decode { method, source }) => {
             assert_eq!(method, "hygiene_no_params");
             assert_eq!(source.message, "invalid type: text, expected an integer");
         }

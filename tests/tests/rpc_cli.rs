@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 
-use rpc_core::describe::Description;
+use rpc_core::builtins::describe::Description;
 use serde_json::{json, Value as Json};
 use tests::{binary, cbor, map, run, ServerProcess, PATIENCE};
 
@@ -182,7 +182,7 @@ fn rpc_describe_prints_the_methods_then_the_cddl() {
     assert!(status.success(), "{stderr}");
     let mut conn = server.connect();
     let (_, body) = conn.call_raw(b"rpc.describe", &cbor(&map([])));
-    let wire: Description = rpc_core::cbor::from_slice(&body).unwrap();
+    let wire: Description = rpc_core::wire::cbor::from_slice(&body).unwrap();
     assert_eq!(wire.events, ["on_echo_fired", "on_job_scheduled"]);
     let events = "events:\n  on_echo_fired\n  on_job_scheduled\n";
     assert_eq!(

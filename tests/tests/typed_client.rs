@@ -11,7 +11,7 @@ use my_timer::{
     ComplexRemote, ComplexReply, ComplexRequest, EchoRemote, EchoReply, EchoRequest, JobSpec,
     RetryPolicy, ScheduleConfig, ScheduleRemote, ScheduleReply, VersionRemote,
 };
-use rpc_core::{Client, RpcError};
+use rpc_core::{CallError, Client};
 use tests::{ServerProcess, PATIENCE};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -57,9 +57,9 @@ fn schedule_config(interval_ms: i64, jitter: Option<i64>) -> ScheduleConfig {
     }
 }
 
-fn status_text<T: std::fmt::Debug>(result: Result<T, RpcError>) -> String {
+fn status_text<T: std::fmt::Debug>(result: Result<T, CallError>) -> String {
     match result {
-        Err(RpcError::Status(text)) => text,
+        Err(CallError::Status(text)) => text,
         other => panic!("expected a status 1 text, got {other:?}"),
     }
 }
@@ -181,12 +181,12 @@ fn a_server_that_dies_mid_call_fails_the_pending_calls() {
     drop(server); // kills the process
     for call in pending {
         match runtime.block_on(call).unwrap() {
-            Err(RpcError::Closed) => {}
+            Err(CallError::Closed) => {}
             other => panic!("expected Closed, got {other:?}"),
         }
     }
     let later = runtime.block_on(client.version());
-    assert!(matches!(later, Err(RpcError::Closed)), "{later:?}");
+    assert!(matches!(later, Err(CallError::Closed)), "{later:?}");
     assert!(client.is_closed());
 }
 
@@ -197,7 +197,7 @@ fn a_timed_out_call_leaves_the_connection_usable() {
         let client = Client::connect(&server.address).await.unwrap();
         let impatient = client.clone().with_timeout(Duration::from_millis(50));
         match impatient.echo(echo_request("slow", 1000)).await {
-            Err(RpcError::Timeout(after)) => assert_eq!(after, Duration::from_millis(50)),
+            Err(CallError::Timeout(after)) => assert_eq!(after, Duration::from_millis(50)),
             other => panic!("expected a timeout, got {other:?}"),
         }
         // The slow reply arrives first and is discarded; each later call
@@ -221,18 +221,21 @@ fn a_timed_out_call_leaves_the_connection_usable() {
 fn unknown_addresses_and_refused_connections_are_errors() {
     block_on(async {
         let err = Client::connect("udp:1.2.3.4:5").await.unwrap_err();
-        assert!(matches!(err, RpcError::Address(_)), "{err}");
+        assert!(
+            matches!(err, rpc_core::Error::InvalidAddress { .. }),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
         let missing = format!("unix:{}", dir.path().join("none.sock").display());
         let err = Client::connect(&missing).await.unwrap_err();
         if cfg!(unix) {
-            assert!(matches!(err, RpcError::Connect { .. }), "{err}");
+            assert!(matches!(err, rpc_core::Error::Connect { .. }), "{err}");
             assert!(
                 err.to_string().starts_with("cannot connect to unix:"),
                 "{err}"
             );
         } else {
-            assert!(matches!(err, RpcError::Address(_)), "{err}");
+            assert!(matches!(err, rpc_core::Error::UnixUnsupported(_)), "{err}");
         }
     });
 }

@@ -10,7 +10,7 @@ use my_timer::{
     ScheduleRemote, Timer, VersionRemote,
 };
 use rpc_core::server::{Listener, Server};
-use rpc_core::{Client, Context, RpcError};
+use rpc_core::{CallError, Client, Context};
 use tests::ServerProcess;
 
 /// An event this test program declares and the timer's server does not know.
@@ -110,7 +110,7 @@ fn a_typed_subscription_receives_events_alongside_the_calls() {
 
         let err = client.subscribe::<NotServedHere>().await.unwrap_err();
         assert!(
-            matches!(&err, RpcError::Status(text) if text == "rpc.subscribe: unknown event: not_served_here"),
+            matches!(&err, CallError::Status(text) if text == "rpc.subscribe: unknown event: not_served_here"),
             "{err}"
         );
         // Calls go on after the refusal.
@@ -126,7 +126,7 @@ fn a_subscription_ends_when_the_connection_closes() {
         let mut echoes = client.subscribe::<EchoFired>().await.unwrap();
         drop(server);
         assert!(echoes.next().await.is_none());
-        assert!(matches!(client.version().await, Err(RpcError::Closed)));
+        assert!(matches!(client.version().await, Err(CallError::Closed)));
     });
 }
 

@@ -6,7 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
-use rpc_core::{Context, Registry};
+use rpc_core::registry::Registry;
+use rpc_core::Context;
 
 #[path = "methods.rs"]
 #[allow(dead_code)]

@@ -8,9 +8,11 @@ use std::task::{Context as TaskContext, Poll, Waker};
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion};
-use rpc_core::codec::encode_response;
 use rpc_core::registry::Call;
-use rpc_core::{Context, Registry, Reply};
+use rpc_core::registry::Registry;
+use rpc_core::wire::encode_response;
+use rpc_core::wire::Reply;
+use rpc_core::Context;
 
 /// The contract's valid payloads, as a client sends them.
 pub(crate) fn payloads() -> [(&'static str, Vec<u8>); 4] {

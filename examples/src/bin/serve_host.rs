@@ -45,7 +45,7 @@ fn main() -> ExitCode {
 fn describe() -> ExitCode {
     // Naming the library links it, and its methods and events register.
     let _ = my_timer::VERSION;
-    let tables = rpc_core::Registry::global()
+    let tables = rpc_core::registry::Registry::global()
         .and_then(|registry| Ok((registry, rpc_core::events::EventTable::global()?)));
     let (registry, events) = match tables {
         Ok(tables) => tables,
@@ -54,7 +54,7 @@ fn describe() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let description = rpc_core::describe::describe(registry, events);
+    let description = rpc_core::builtins::describe::describe(registry, events);
     let mut stdout = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut stdout, &description)
         .map_err(std::io::Error::from)

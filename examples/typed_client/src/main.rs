@@ -11,7 +11,7 @@ use my_timer::{
     ComplexRemote, ComplexRequest, EchoRemote, EchoRequest, JobSpec, RetryPolicy, ScheduleConfig,
     ScheduleRemote, VersionRemote,
 };
-use rpc_core::{Client, RpcError};
+use rpc_core::{CallError, Client};
 
 /// Call the timer's procs through typed stubs.
 #[derive(Parser)]
@@ -58,15 +58,15 @@ fn every_quarter_hour() -> ScheduleConfig {
 }
 
 /// The error text of a call the server refused (status 1).
-fn refused<T: std::fmt::Debug>(result: Result<T, RpcError>) -> Result<String, RpcError> {
+fn refused<T: std::fmt::Debug>(result: Result<T, CallError>) -> Result<String, CallError> {
     match result {
-        Err(RpcError::Status(text)) => Ok(text),
+        Err(CallError::Status(text)) => Ok(text),
         Err(e) => Err(e),
         Ok(reply) => Ok(format!("unexpectedly accepted: {reply:?}")),
     }
 }
 
-async fn run(address: &str) -> Result<(), RpcError> {
+async fn run(address: &str) -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(address).await?;
     let echo = EchoRequest {
         message: "hello through a stub".into(),

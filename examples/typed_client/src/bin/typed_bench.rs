@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use my_timer::{EchoRemote, EchoRequest};
-use rpc_core::{Client, RpcError};
+use rpc_core::{CallError, Client};
 
 /// Measure calls per second over one shared connection.
 #[derive(Parser)]
@@ -71,7 +71,7 @@ async fn calls(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= total {
-                        return Ok::<_, RpcError>(());
+                        return Ok::<_, CallError>(());
                     }
                     let message = i.to_string();
                     let reply = client

@@ -15,7 +15,7 @@ use my_timer::{
 };
 use rpc_core::client::Subscription;
 use rpc_core::events::Event;
-use rpc_core::{Client, RpcError};
+use rpc_core::{CallError, Client};
 use serde::de::DeserializeOwned;
 
 /// Subscribe to the timer's events and call the procs that fire them.
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
 
 /// Prints the event already waiting in `events`: it came before the reply
 /// just received.
-fn print_waiting<E>(events: &mut Subscription<E>) -> Result<(), RpcError>
+fn print_waiting<E>(events: &mut Subscription<E>) -> Result<(), CallError>
 where
     E: Event + DeserializeOwned + std::fmt::Debug,
 {
@@ -49,14 +49,14 @@ where
             println!("[typed_events] event {:<16} <- {:?}", E::NAME, event?);
             Ok(())
         }
-        _ => Err(RpcError::Status(format!(
+        _ => Err(CallError::Status(format!(
             "no {} event before the reply",
             E::NAME
         ))),
     }
 }
 
-async fn run(address: &str) -> Result<(), RpcError> {
+async fn run(address: &str) -> Result<(), Box<dyn std::error::Error>> {
     let client = Client::connect(address).await?;
     let mut echoes = client.subscribe::<EchoFired>().await?;
     let mut jobs = client.subscribe::<JobScheduled>().await?;

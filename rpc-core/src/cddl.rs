@@ -1,266 +1,16 @@
-//! Introspection: what a registry serves, as data and as a CDDL document
-//! (RFC 8610) generated from the Rust types of its methods.
-//!
-//! The types are traced with `serde-reflection`, which drives each type's own
-//! `Deserialize` implementation: the keys are exactly the ones serde reads
-//! (`rename_all`, `rename` and the rest honoured), with no second derive to
-//! keep in step. A type serde-reflection cannot trace (one that inspects its
-//! input with `deserialize_any`, say) is described as `any`, with a comment
-//! saying why.
-//!
-//! # Layout
-//!
-//! - [`Types`]: the traced payload and reply types of one method; `#[remote]`
-//!   records [`Types::of`] in every [`Method`];
-//! - [`Shape`]: one traced type, such as an event's payload (`#[event]`
-//!   records it in every [`EventDef`](crate::events::EventDef));
-//! - [`Description`] and [`describe`]: the reply of the built-in method
-//!   `rpc.describe` (registered here, so every registry built from the
-//!   inventory serves it), listing the connection's own built-ins
-//!   (`rpc.subscribe`, `rpc.unsubscribe`) too;
-//! - [`cddl`]: the document: `NAME-args` and `NAME-reply` per method,
-//!   `NAME-payload` per event, one rule per named type they use;
-//! - [`ServedRegistry`]: the registry `rpc.describe` describes, put in the
-//!   [`Context`] by the server.
+//! CDDL (RFC 8610) text generated from traced types: pure text, no I/O
+//! and no knowledge of servers. [`crate::builtins`] feeds it what a server
+//! serves.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-use serde_reflection::{ContainerFormat, Format, Named, Samples, Tracer, TracerConfig};
+use serde_reflection::{ContainerFormat, Format, Named};
 
-use crate::events::{self, EventTable, Hub};
-use crate::registry::{Call, Context, Method, Registry};
+use crate::schema::{Shape, Traced, Types};
 
-/// The wire name of the built-in method that describes the server.
-pub const DESCRIBE: &str = "rpc.describe";
-
-/// The payload and reply types of one method, traced for its description.
-#[derive(Debug, Clone)]
-pub struct Types {
-    args: Shape,
-    reply: Shape,
-}
-
-impl Types {
-    /// The types of a method whose payload decodes into `A` and whose status
-    /// 0 reply decodes into `R`. `#[remote]` records
-    /// `Types::of::<ArgsStruct, Reply>` for every function.
-    pub fn of<A: DeserializeOwned, R: DeserializeOwned>() -> Types {
-        Types {
-            args: Shape::of::<A>(),
-            reply: Shape::of::<R>(),
-        }
-    }
-
-    /// A method described as taking any map and replying anything.
-    pub fn untyped() -> Types {
-        Types {
-            args: Shape::any(),
-            reply: Shape::any(),
-        }
-    }
-}
-
-/// One traced type, as the CDDL describes it: an event's payload, say
-/// (`#[event]` records [`Shape::of`] the payload type when it is
-/// `Deserialize`, [`Shape::any`] otherwise).
-#[derive(Debug, Clone)]
-pub struct Shape(Traced);
-
-impl Shape {
-    /// The shape of `T`, traced through its `Deserialize` implementation.
-    pub fn of<T: DeserializeOwned>() -> Shape {
-        Shape(Traced::trace::<T>())
-    }
-
-    /// Any CBOR item.
-    pub fn any() -> Shape {
-        Shape(Traced::Any)
-    }
-}
-
-/// A traced type: its format and the named containers (structs, enums) it
-/// reaches, by serde name.
-#[derive(Debug, Clone)]
-enum Traced {
-    Found {
-        root: Format,
-        containers: BTreeMap<String, ContainerFormat>,
-        /// Enums whose variants could not all be traced: described as `any`.
-        partial: BTreeSet<String>,
-    },
-    Any,
-    Failed(String),
-}
-
-impl Traced {
-    fn trace<T: DeserializeOwned>() -> Traced {
-        // serde-reflection finds every variant of the traced type itself
-        // when it is an enum, but sees only some variants of an enum reached
-        // through a field (exploration stops at formats already known): the
-        // first run names those, the second keeps what it found of the rest.
-        let samples = Samples::new();
-        let trace = || {
-            let mut tracer = Tracer::new(TracerConfig::default());
-            let (root, _) = tracer.trace_type::<T>(&samples)?;
-            Ok::<_, serde_reflection::Error>((root, tracer))
-        };
-        let partial = match trace() {
-            Ok((root, tracer)) => match tracer.registry() {
-                Ok(containers) => {
-                    return Traced::Found {
-                        root,
-                        containers,
-                        partial: BTreeSet::new(),
-                    }
-                }
-                Err(serde_reflection::Error::MissingVariants(names)) => names,
-                Err(e) => return Traced::Failed(e.to_string()),
-            },
-            Err(e) => return Traced::Failed(e.to_string()),
-        };
-        match trace() {
-            Ok((root, tracer)) => Traced::Found {
-                root,
-                containers: tracer.registry_unchecked(),
-                partial: partial.into_iter().collect(),
-            },
-            Err(e) => Traced::Failed(e.to_string()),
-        }
-    }
-}
-
-/// What `rpc.describe` answers: the methods, the events and the CDDL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Description {
-    /// Every method, built-ins included, sorted by name.
-    pub methods: Vec<MethodInfo>,
-    /// Every event name, sorted.
-    pub events: Vec<String>,
-    /// The CDDL document of the methods and events.
-    pub cddl: String,
-}
-
-/// One method of a [`Description`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MethodInfo {
-    /// The wire name.
-    pub name: String,
-    /// The payload keys, in declaration order.
-    pub params: Vec<String>,
-}
-
-/// Describes what a server of `registry` serves: its methods, the built-ins
-/// its connections answer (`rpc.subscribe`, `rpc.unsubscribe`), and the
-/// events of `events`.
-pub fn describe(registry: &Registry, events: &EventTable) -> Description {
-    Description {
-        methods: described(registry)
-            .iter()
-            .map(|m| MethodInfo {
-                name: m.name.to_owned(),
-                params: m.params.iter().map(|p| (*p).to_owned()).collect(),
-            })
-            .collect(),
-        events: events.names().map(str::to_owned).collect(),
-        cddl: cddl(registry, events),
-    }
-}
-
-/// One method as described: registered, or answered by the connection.
-#[derive(Clone, Copy)]
-struct Described {
-    name: &'static str,
-    params: &'static [&'static str],
-    types: fn() -> Types,
-}
-
-/// The built-ins a server's connections answer before the registry is
-/// looked at (they need the connection), described like any method.
-const CONNECTION_BUILTINS: [Described; 2] = [
-    Described {
-        name: events::SUBSCRIBE,
-        params: &["events"],
-        types: Types::of::<events::Names, events::Subscribed>,
-    },
-    Described {
-        name: events::UNSUBSCRIBE,
-        params: &["events"],
-        types: Types::of::<events::Names, events::Unsubscribed>,
-    },
-];
-
-/// Every method a server of `registry` answers, sorted by name.
-fn described(registry: &Registry) -> Vec<Described> {
-    let builtin = |name: &str| CONNECTION_BUILTINS.iter().any(|b| b.name == name);
-    let mut all: Vec<Described> = registry
-        .methods()
-        .iter()
-        .filter(|m| !builtin(m.name))
-        .map(|m| Described {
-            name: m.name,
-            params: m.params,
-            types: m.types,
-        })
-        .chain(CONNECTION_BUILTINS)
-        .collect();
-    all.sort_by_key(|m| m.name);
-    all
-}
-
-/// The registry `rpc.describe` describes, as the server puts it in the
-/// [`Context`] of its methods. Without it (a handler called outside a
-/// server), `rpc.describe` describes [`Registry::global`].
-#[derive(Debug, Clone, Copy)]
-pub struct ServedRegistry(pub &'static Registry);
-
-/// The (empty) payload of `rpc.describe`: any map is accepted.
-#[derive(Deserialize)]
-struct DescribeArgs {}
-
-fn rpc_describe(ctx: &Context, payload: &[u8]) -> Call {
-    if let Err(reply) = crate::__private::decode_args::<DescribeArgs>(DESCRIBE, payload) {
-        return Call::Ready(reply);
-    }
-    let internal = |e: crate::Error| {
-        Call::Ready(crate::Reply::error(format!(
-            "{DESCRIBE}: internal error: {e}"
-        )))
-    };
-    let registry = match ctx.get::<ServedRegistry>() {
-        Some(served) => served.0,
-        None => match Registry::global() {
-            Ok(registry) => registry,
-            Err(e) => return internal(e),
-        },
-    };
-    // The events subscribers of this server can get: its hub's.
-    let events = match ctx.get::<Hub>() {
-        Some(hub) => hub.table(),
-        None => match EventTable::global() {
-            Ok(table) => table,
-            Err(e) => return internal(e),
-        },
-    };
-    Call::Ready(crate::__private::encode_ok(
-        DESCRIBE,
-        &describe(registry, events),
-    ))
-}
-
-inventory::submit! {
-    Method {
-        name: DESCRIBE,
-        params: &[],
-        path: "rpc_core::describe::rpc_describe",
-        handler: rpc_describe,
-        types: Types::of::<DescribeArgs, Description>,
-    }
-}
-
-/// The CDDL document of a server of `registry` with `events`: for each
+/// The CDDL document of `methods` (wire name and types) and `events` (wire
+/// name and payload shape), in the order given: for each
 /// method `NAME-args` (its payload; maps accept unknown keys) and
 /// `NAME-reply` (the body of a status 0 reply), for each event
 /// `NAME-payload`, and one rule per named type they use.
@@ -268,24 +18,22 @@ inventory::submit! {
 /// A name that is not a valid rule name has each invalid character
 /// replaced with `-` (and `_` put before a first character that cannot
 /// start a name).
-pub fn cddl(registry: &Registry, events: &EventTable) -> String {
+pub fn document(methods: &[(&str, Types)], events: &[(&str, Shape)]) -> String {
     let mut doc = Doc::default();
-    let methods: Vec<_> = described(registry)
-        .into_iter()
-        .map(|method| {
-            let types = (method.types)();
-            let base = doc.unique(&rule_name(method.name), &["-args", "-reply"]);
-            let args = doc.add(types.args);
-            let reply = doc.add(types.reply);
-            (method.name, base, args, reply)
+    let methods: Vec<_> = methods
+        .iter()
+        .map(|(name, types)| {
+            let base = doc.unique(&rule_name(name), &["-args", "-reply"]);
+            let args = doc.add(types.args.clone());
+            let reply = doc.add(types.reply.clone());
+            (*name, base, args, reply)
         })
         .collect();
     let events: Vec<_> = events
-        .events()
         .iter()
-        .map(|event| {
-            let base = doc.unique(&rule_name(event.name), &["-payload"]);
-            (event.name, base, doc.add((event.payload)()))
+        .map(|(name, shape)| {
+            let base = doc.unique(&rule_name(name), &["-payload"]);
+            (*name, base, doc.add(shape.clone()))
         })
         .collect();
     for &(_, _, args, reply) in &methods {

@@ -46,7 +46,7 @@ impl std::error::Error for DecodeError {}
 /// #[serde(rename_all = "camelCase")]
 /// struct Req { delay_ms: i64 }
 /// // {"delayMs": "soon"}
-/// let err = rpc_core::cbor::from_slice::<Req>(b"\xa1\x67delayMs\x64soon").unwrap_err();
+/// let err = rpc_core::wire::cbor::from_slice::<Req>(b"\xa1\x67delayMs\x64soon").unwrap_err();
 /// assert_eq!(err.to_string(), "delayMs: invalid type: text, expected an integer");
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {

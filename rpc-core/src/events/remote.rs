@@ -1,0 +1,207 @@
+//! The remote side of events: one bounded queue per subscribed connection,
+//! filled by the hub and drained by the server into status 2 frames.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::hub::{write, Hub};
+use crate::wire::STATUS_EVENT;
+
+/// One event in a subscriber's queue: the envelope's key-value pairs,
+/// shared by every subscriber, and the events dropped just before it.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pairs: Bytes,
+    dropped: u64,
+}
+
+pub(super) struct RemoteQueue {
+    /// By index in the hub's table.
+    pub(super) wants: Box<[AtomicBool]>,
+    tx: mpsc::Sender<Queued>,
+    /// Dropped since the last event queued.
+    dropped: AtomicU64,
+}
+
+impl RemoteQueue {
+    pub(super) fn push(&self, pairs: Bytes) {
+        let dropped = self.dropped.swap(0, Ordering::AcqRel);
+        if let Err(mpsc::error::TrySendError::Full(queued)) =
+            self.tx.try_send(Queued { pairs, dropped })
+        {
+            self.dropped.fetch_add(queued.dropped + 1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A connection's subscription: which events it wants and the bounded
+/// queue they wait in. Unregistered from the hub when dropped.
+pub(crate) struct Subscriber {
+    hub: Hub,
+    queue: Arc<RemoteQueue>,
+    rx: mpsc::Receiver<Queued>,
+}
+
+impl fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("subscribed", &self.subscribed().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Hub {
+    /// Registers a remote subscriber: the server's side of `rpc.subscribe`.
+    pub(crate) fn subscriber(&self, capacity: usize) -> Subscriber {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let queue = Arc::new(RemoteQueue {
+            wants: (0..self.inner.table.len())
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+            tx,
+            dropped: AtomicU64::new(0),
+        });
+        write(&self.inner.remote).push(Arc::clone(&queue));
+        self.inner.remote_count.fetch_add(1, Ordering::AcqRel);
+        Subscriber {
+            hub: self.clone(),
+            queue,
+            rx,
+        }
+    }
+}
+
+impl Subscriber {
+    /// Every event this subscriber wants, sorted.
+    pub(crate) fn subscribed(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let table = self.hub.inner.table;
+        self.queue
+            .wants
+            .iter()
+            .enumerate()
+            .filter(|(_, on)| on.load(Ordering::Acquire))
+            .map(move |(i, _)| table.sorted[i].name)
+    }
+
+    /// Moves queued events into `wbuf` as status 2 frames while it holds
+    /// less than `backlog` bytes, registering the task to be woken by the
+    /// next event. Returns whether any was written.
+    pub(crate) fn write_into(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        wbuf: &mut BytesMut,
+        backlog: usize,
+    ) -> bool {
+        let mut progress = false;
+        while wbuf.len() < backlog {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(queued)) => {
+                    queued.encode(wbuf);
+                    progress = true;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Empties the queue (at most its capacity of events) into `wbuf`
+    /// before a reply is written after them: every event fired before the
+    /// reply goes before it.
+    pub(crate) fn flush_into(&mut self, wbuf: &mut BytesMut) {
+        while let Ok(queued) = self.rx.try_recv() {
+            queued.encode(wbuf);
+        }
+    }
+}
+
+impl Subscriber {
+    /// Turns the events at `indices` (in the table) on or off.
+    pub(crate) fn want(&self, indices: &[usize], on: bool) {
+        for &i in indices {
+            self.queue.wants[i].store(on, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let inner = &*self.hub.inner;
+        write(&inner.remote).retain(|queue| !Arc::ptr_eq(queue, &self.queue));
+        inner.remote_count.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Queued {
+    /// Appends the status 2 frame of this event to `dst`, its envelope
+    /// carrying `"dropped": N` when events were dropped just before it.
+    fn encode(&self, dst: &mut BytesMut) {
+        let dropped = self.dropped;
+        let mut tail = [0u8; DROPPED_KEY.len() + 9];
+        let tail_len = if dropped > 0 {
+            tail[..DROPPED_KEY.len()].copy_from_slice(DROPPED_KEY);
+            DROPPED_KEY.len() + cbor_uint(dropped, &mut tail[DROPPED_KEY.len()..])
+        } else {
+            0
+        };
+        let body_len = 1 + self.pairs.len() + tail_len;
+        dst.reserve(8 + body_len);
+        dst.put_i32(STATUS_EVENT);
+        dst.put_u32(u32::try_from(body_len).unwrap_or(u32::MAX));
+        // A definite-length map of 2 or 3 pairs.
+        dst.put_u8(if dropped > 0 { 0xa3 } else { 0xa2 });
+        dst.put_slice(&self.pairs);
+        dst.put_slice(&tail[..tail_len]);
+    }
+}
+
+/// The text key `"dropped"` in CBOR.
+const DROPPED_KEY: &[u8] = b"\x67dropped";
+
+/// Writes `n` as a shortest-form CBOR unsigned integer; returns its length.
+pub(super) fn cbor_uint(n: u64, out: &mut [u8]) -> usize {
+    match n {
+        0..=23 => {
+            out[0] = n as u8;
+            1
+        }
+        24..=0xff => {
+            out[..2].copy_from_slice(&[0x18, n as u8]);
+            2
+        }
+        0x100..=0xffff => {
+            out[0] = 0x19;
+            out[1..3].copy_from_slice(&(n as u16).to_be_bytes());
+            3
+        }
+        0x1_0000..=0xffff_ffff => {
+            out[0] = 0x1a;
+            out[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+            5
+        }
+        _ => {
+            out[0] = 0x1b;
+            out[1..9].copy_from_slice(&n.to_be_bytes());
+            9
+        }
+    }
+}
+
+/// `"eventType": NAME, "payload": PAYLOAD` in CBOR, without the map header.
+pub(super) fn envelope_pairs<E: Serialize>(
+    name: &str,
+    payload: &E,
+) -> Result<Bytes, ciborium::ser::Error<std::io::Error>> {
+    let mut out = Vec::with_capacity(64);
+    ciborium::ser::into_writer("eventType", &mut out)?;
+    ciborium::ser::into_writer(name, &mut out)?;
+    ciborium::ser::into_writer("payload", &mut out)?;
+    ciborium::ser::into_writer(payload, &mut out)?;
+    Ok(Bytes::from(out))
+}
