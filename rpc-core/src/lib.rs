@@ -10,22 +10,25 @@
 //!
 //! # Layout
 //!
-//! - [`codec`]: the frame codec (`[u32 len][method][u32 len][payload]` in,
-//!   `[i32 status][u32 len][body]` out) with its size limit;
-//! - [`cbor`]: strict CBOR decoding that names the offending field, and encoding;
-//! - [`address`]: `tcp:HOST:PORT` and `unix:PATH`;
-//! - [`registry`]: the table of methods filled by `#[remote]` through
-//!   `inventory`, the [`Context`] handlers borrow, and the [`Reply`] they give;
-//! - [`describe`]: the built-in `rpc.describe`, the methods and their CDDL
-//!   generated from the Rust types;
-//! - [`events`]: library events (`#[event]`), fired through a [`Hub`](events::Hub)
-//!   to in-process listeners and to remote subscribers (`PROTOCOL.md`);
-//! - [`server`] (feature `server`): listeners, the accept loop, connections,
-//!   graceful shutdown;
-//! - [`client`]: the [`Transport`] the generated stubs call through and the
-//!   [`CallError`] they return; with feature `client`, `Client`, a pipelined
-//!   connection shared by many tasks;
-//! - [`Error`]: the one error type.
+//! The modules form three layers; each uses only its own layer and those
+//! below (`tests/module_graph.rs` checks it and prints the graph).
+//!
+//! - bottom: [`wire`] (the frame codec for requests, replies and event
+//!   frames, the status codes, the [`Reply`](wire::Reply) of a call, and
+//!   [`wire::cbor`], the only code that touches the CBOR crates);
+//!   [`schema`] (the traced types of methods and events); [`address`]
+//!   (`tcp:HOST:PORT`, `unix:PATH`); [`Error`], what fails outside a call;
+//! - middle: [`registry`] (the table of methods `#[remote]` fills through
+//!   `inventory`); [`Context`], the values handlers borrow; [`events`]
+//!   (`#[event]` types, the [`Hub`](events::Hub) that fires them to
+//!   in-process listeners and remote subscribers); `handler`, what generated
+//!   handlers call;
+//! - top: [`builtins`] (every `rpc.*` method); [`cddl`] (the CDDL text of
+//!   the traced types); [`server`] (feature `server`: listeners, the accept
+//!   loop, connections, shutdown); [`client`] (the
+//!   [`Transport`](client::Transport) stubs call through, the [`CallError`]
+//!   of one call, and with feature `client` the pipelined `Client`);
+//!   `__private`, re-exports for generated code only.
 //!
 //! # Example
 //!
@@ -59,7 +62,7 @@
 //! # A server and a typed client
 //!
 //! `#[remote]` also generates a stub, the trait `GreetRemote`, whose method
-//! `greet` calls the function over any [`Transport`], here a `Client`
+//! `greet` calls the function over any [`Transport`](client::Transport), here a `Client`
 //! connection (features `server` and `client`):
 //!
 #![cfg_attr(all(feature = "server", feature = "client"), doc = "```")]

@@ -5,7 +5,7 @@
 //! - [`describe`]: `rpc.describe`, registered through `inventory` like any
 //!   method, so every registry built from the inventory serves it;
 //! - `subscribe`: `rpc.subscribe` and `rpc.unsubscribe`, answered by
-//!   [`connection`] before the registry is looked at, because they change
+//!   `connection` before the registry is looked at, because they change
 //!   the state of the connection that sends them.
 
 use crate::events::{Hub, Subscriber};
