@@ -1,10 +1,61 @@
-//! [`Config`] from environment variables, for hosts that cannot pass a
-//! `Config` (a C program calling a library's serve entry point, say).
+//! [`Config`], the limits of a server, and the `RPC_*` environment
+//! variables that set them, for hosts that cannot pass a `Config` (a C
+//! program calling a library's serve entry point, say).
 
 use std::time::Duration;
 
-use super::Config;
+use crate::codec::DEFAULT_MAX_FRAME;
+use crate::events;
 use crate::Error;
+
+/// Limits of a server. Every field has a documented default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest request (method name plus payload) in bytes; a larger header
+    /// closes the connection after the replies owed are written.
+    /// Default [`DEFAULT_MAX_FRAME`] (4 MiB).
+    pub max_frame: usize,
+    /// Requests of one connection running at once; at the bound the server
+    /// stops reading from that connection until a reply is ready. Default 128.
+    pub max_in_flight: usize,
+    /// Payload bytes of one connection's requests still running (those not
+    /// answered at their first poll); at the bound the server stops reading
+    /// from that connection, so slow calls with large arguments cannot pile
+    /// up `max_in_flight` frames. A single larger request still runs alone.
+    /// Default 16 MiB.
+    pub max_in_flight_bytes: usize,
+    /// Unsent reply bytes of one connection above which the server stops
+    /// reading from it (a client that does not read its replies). Default 1 MiB.
+    pub max_write_backlog: usize,
+    /// Connections served at once; further clients wait in the accept
+    /// backlog until one closes. Default 16384.
+    pub max_connections: usize,
+    /// Close a connection that has sent nothing and has nothing in flight for
+    /// this long. Default `None` (never): the contract has no idle rule.
+    pub idle_timeout: Option<Duration>,
+    /// How long a shutdown waits for connections to answer what they have
+    /// read before aborting them. Default 30 s.
+    pub drain_timeout: Duration,
+    /// Events waiting for one subscribed connection; beyond it, events for
+    /// that connection are dropped and counted (`PROTOCOL.md`).
+    /// Default [`events::DEFAULT_REMOTE_QUEUE`] (256).
+    pub max_event_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_in_flight: 128,
+            max_in_flight_bytes: 16 * 1024 * 1024,
+            max_write_backlog: 1024 * 1024,
+            max_connections: 16384,
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(30),
+            max_event_queue: events::DEFAULT_REMOTE_QUEUE,
+        }
+    }
+}
 
 /// The variables [`Config::from_env`] reads, with what each sets.
 pub const ENV_VARS: [(&str, &str); 8] = [
