@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 
-use rpc_core::server::{Config, Listener, Server};
+use rpc_core::server::{Bound, Config, Server};
 use rpc_core::{remote, Context, Registry};
 use tests::{cbor, decode, frame, map, Conn, Value};
 
@@ -68,7 +68,7 @@ impl InProcess {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
                 let server = Server::new(context).unwrap().with_config(config);
-                let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
+                let listener = Bound::bind(&"tcp:127.0.0.1:0".parse().unwrap())
                     .await
                     .unwrap();
                 ready_tx.send(listener.local_address().to_string()).unwrap();

@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
-use super::{Shared, Stream};
+use super::Shared;
 use crate::codec::{encode_response, RequestCodec};
 use crate::events::{self, Subscriber};
 use crate::registry::{Call, Reply};
@@ -45,9 +45,9 @@ enum Reading {
     Done,
 }
 
-pub(super) struct Connection {
+pub(super) struct Connection<IO> {
     id: u64,
-    io: Stream,
+    io: IO,
     shared: Arc<Shared>,
     codec: RequestCodec,
     rbuf: BytesMut,
@@ -69,8 +69,8 @@ pub(super) struct Connection {
     subscriber: Option<Box<Subscriber>>,
 }
 
-impl Connection {
-    pub(super) fn new(io: Stream, shared: Arc<Shared>, stop: CancellationToken) -> Self {
+impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
+    pub(super) fn new(io: IO, shared: Arc<Shared>, stop: CancellationToken) -> Self {
         let config = &shared.config;
         Connection {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
@@ -341,7 +341,7 @@ impl Connection {
 }
 
 /// Reads and drops whatever the peer still sends, until it closes.
-async fn discard(io: &mut Stream) {
+async fn discard<IO: AsyncRead + Unpin>(io: &mut IO) {
     // On the heap: an array here would sit in every connection's future.
     let mut sink = vec![0u8; 8192];
     loop {

@@ -4,7 +4,9 @@
 //!
 //! # Layout
 //!
-//! - `listener`: [`Listener`] binds an [`Address`] and accepts [`Stream`]s of either kind;
+//! - `listener`: the [`Listener`] trait, implemented for TCP and unix
+//!   sockets, and [`Bound`], either kind bound from an [`Address`]; TLS
+//!   plugs in there next;
 //! - [`Server`] owns the registry, the context and the [`Config`], and runs
 //!   the accept loop until its shutdown future resolves;
 //! - `connection` (private): the per-connection state machine: read and
@@ -14,8 +16,8 @@
 //! - `config`: [`Config`] and the `RPC_*` environment variables;
 //! - `shutdown`: [`shutdown_signal`].
 
+use std::fmt;
 use std::future::Future;
-use std::io;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,19 +42,20 @@ pub mod listener;
 pub mod shutdown;
 
 pub use config::{Config, ENV_VARS};
-pub use listener::{Listener, Stream};
+#[cfg(unix)]
+pub use listener::UnixSocketListener;
+pub use listener::{Bound, Listener, Stream};
 pub use shutdown::shutdown_signal;
 
 use connection::Connection;
-use listener::accept_error;
 
 /// A server: the registry of methods, the context they borrow, and limits.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), rpc_core::Error> {
-/// use rpc_core::server::{shutdown_signal, Listener, Server};
+/// use rpc_core::server::{shutdown_signal, Bound, Server};
 /// let server = Server::new(rpc_core::Context::new())?;
-/// let listener = Listener::bind(&"tcp:127.0.0.1:0".parse()?).await?;
+/// let listener = Bound::bind(&"tcp:127.0.0.1:0".parse()?).await?;
 /// println!("listening on {}", listener.local_address());
 /// server.serve(listener, shutdown_signal()).await
 /// # }
@@ -116,11 +119,14 @@ impl Server {
     /// stops reading, answers every request already read (for at most
     /// [`Config::drain_timeout`]) and returns. A unix socket file is removed
     /// when the listener is dropped on return.
-    pub async fn serve(
+    pub async fn serve<L: Listener>(
         self,
-        listener: Listener,
+        mut listener: L,
         shutdown: impl Future<Output = ()>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Error>
+    where
+        L::Addr: fmt::Debug,
+    {
         let events = match self.context.get::<Hub>() {
             Some(hub) => Hub::clone(&hub),
             None => Hub::new(),
@@ -137,7 +143,10 @@ impl Server {
         let mut connections = JoinSet::new();
         let mut shutdown = pin!(shutdown);
         let mut peak = 0;
-        info!(address = %listener.local_address(), "serving");
+        match listener.local_addr() {
+            Ok(address) => info!(?address, "serving"),
+            Err(e) => info!(error = %e, "serving"),
+        }
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -147,19 +156,14 @@ impl Server {
                         peak = 0;
                     }
                 }
-                (permit, stream) = accept(&limit, &listener) => {
+                (permit, stream) = accept(&limit, &mut listener) => {
                     let Ok(permit) = permit else { break };
-                    match stream {
-                        Ok(stream) => {
-                            let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
-                            connections.spawn(async move {
-                                conn.run().await;
-                                drop(permit);
-                            });
-                            peak = peak.max(connections.len());
-                        }
-                        Err(e) => accept_error(e).await,
-                    }
+                    let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
+                    connections.spawn(async move {
+                        conn.run().await;
+                        drop(permit);
+                    });
+                    peak = peak.max(connections.len());
                 }
             }
         }
@@ -189,15 +193,12 @@ impl Server {
 /// Waits for a free connection slot, then for a client. Both steps are
 /// cancel-safe, so the accept loop may drop this future to reap finished
 /// connections (a finished task's memory is freed only when reaped).
-async fn accept(
+async fn accept<L: Listener>(
     limit: &Arc<Semaphore>,
-    listener: &Listener,
-) -> (
-    Result<OwnedSemaphorePermit, AcquireError>,
-    io::Result<Stream>,
-) {
+    listener: &mut L,
+) -> (Result<OwnedSemaphorePermit, AcquireError>, L::Io) {
     let permit = Arc::clone(limit).acquire_owned().await;
-    (permit, listener.accept().await)
+    (permit, listener.accept().await.0)
 }
 
 /// Connections that must have been open at once before the last one closing
