@@ -204,16 +204,11 @@ fn a_missing_context_is_an_internal_error_not_a_crash() {
 
 #[test]
 fn the_in_flight_bounds_pause_reading_instead_of_failing() {
-    let bounded = |limit: fn(&mut Config)| {
-        let mut config = Config::default();
-        limit(&mut config);
-        config
-    };
     for (what, config, at_most_one) in [
-        ("max_in_flight 1", bounded(|c| c.max_in_flight = 1), true),
+        ("max_in_flight 1", Config::default().max_in_flight(1), true),
         (
             "max_in_flight_bytes 1",
-            bounded(|c| c.max_in_flight_bytes = 1),
+            Config::default().max_in_flight_bytes(1),
             true,
         ),
         ("the defaults", Config::default(), false),

@@ -10,6 +10,7 @@ use crate::Error;
 
 /// Limits of a server. Every field has a documented default.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Largest request (method name plus payload) in bytes; a larger header
     /// closes the connection after the replies owed are written.
@@ -57,29 +58,167 @@ impl Default for Config {
     }
 }
 
-/// The variables [`Config::from_env`] reads, with what each sets.
-pub const ENV_VARS: [(&str, &str); 8] = [
-    ("RPC_MAX_FRAME", "max_frame, in bytes"),
-    (
-        "RPC_MAX_IN_FLIGHT",
-        "max_in_flight, requests per connection",
-    ),
-    (
-        "RPC_MAX_IN_FLIGHT_BYTES",
-        "max_in_flight_bytes, payload bytes of running requests per connection",
-    ),
-    ("RPC_MAX_WRITE_BACKLOG", "max_write_backlog, in bytes"),
-    ("RPC_MAX_CONNECTIONS", "max_connections"),
-    (
-        "RPC_IDLE_TIMEOUT_MS",
-        "idle_timeout, in milliseconds; 0 is never",
-    ),
-    ("RPC_DRAIN_TIMEOUT_MS", "drain_timeout, in milliseconds"),
-    (
-        "RPC_MAX_EVENT_QUEUE",
-        "max_event_queue, events per subscribed connection",
-    ),
+/// Builder-style setters: `Config::default().max_frame(1 << 20)`.
+impl Config {
+    /// Sets [`Config::max_frame`].
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+    /// Sets [`Config::max_in_flight`].
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests;
+        self
+    }
+    /// Sets [`Config::max_in_flight_bytes`].
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
+        self
+    }
+    /// Sets [`Config::max_write_backlog`].
+    pub fn max_write_backlog(mut self, bytes: usize) -> Self {
+        self.max_write_backlog = bytes;
+        self
+    }
+    /// Sets [`Config::max_connections`].
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+    /// Sets [`Config::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+    /// Sets [`Config::drain_timeout`].
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+    /// Sets [`Config::max_event_queue`].
+    pub fn max_event_queue(mut self, events: usize) -> Self {
+        self.max_event_queue = events;
+        self
+    }
+}
+
+/// One `RPC_*` variable: its name, the type of its value, its default and
+/// what it bounds. [`ENV_VARS`] drives [`Config::from_env`], `serve_host
+/// --help` ([`env_help`]) and the README's table ([`env_markdown`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name, `RPC_...`.
+    pub name: &'static str,
+    /// The type of its value, as a user reads it (`bytes`, `milliseconds`...).
+    pub kind: &'static str,
+    /// The default, in the variable's own unit.
+    pub default: u64,
+    /// One line on what it bounds.
+    pub meaning: &'static str,
+    /// The smallest value accepted.
+    min: u64,
+    /// Stores a parsed value into the config.
+    apply: fn(&mut Config, u64),
+}
+
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Every variable [`Config::from_env`] reads, in the order they are listed.
+pub const ENV_VARS: [EnvVar; 8] = [
+    EnvVar {
+        name: "RPC_MAX_FRAME",
+        kind: "bytes",
+        default: DEFAULT_MAX_FRAME as u64,
+        meaning: "largest request (method name plus payload); a larger header closes the connection after the replies owed",
+        min: 1,
+        apply: |c, n| c.max_frame = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_IN_FLIGHT",
+        kind: "requests",
+        default: 128,
+        meaning: "requests of one connection running at once; at the bound the server stops reading from it",
+        min: 1,
+        apply: |c, n| c.max_in_flight = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_IN_FLIGHT_BYTES",
+        kind: "bytes",
+        default: 16 * 1024 * 1024,
+        meaning: "payload bytes of one connection's running requests; at the bound the server stops reading from it (a lone larger request still runs)",
+        min: 1,
+        apply: |c, n| c.max_in_flight_bytes = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_WRITE_BACKLOG",
+        kind: "bytes",
+        default: 1024 * 1024,
+        meaning: "unsent reply bytes of one connection; above it the server stops reading from a client that does not read",
+        min: 1,
+        apply: |c, n| c.max_write_backlog = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_CONNECTIONS",
+        kind: "connections",
+        default: 16384,
+        meaning: "connections served at once; more wait in the accept backlog",
+        min: 1,
+        apply: |c, n| c.max_connections = size(n),
+    },
+    EnvVar {
+        name: "RPC_IDLE_TIMEOUT_MS",
+        kind: "milliseconds",
+        default: 0,
+        meaning: "close a connection that sends nothing and awaits nothing after this long; 0 is never",
+        min: 0,
+        apply: |c, ms| c.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+    },
+    EnvVar {
+        name: "RPC_DRAIN_TIMEOUT_MS",
+        kind: "milliseconds",
+        default: 30_000,
+        meaning: "how long a shutdown (SIGTERM) waits for the replies owed",
+        min: 0,
+        apply: |c, ms| c.drain_timeout = Duration::from_millis(ms),
+    },
+    EnvVar {
+        name: "RPC_MAX_EVENT_QUEUE",
+        kind: "events",
+        default: events::DEFAULT_REMOTE_QUEUE as u64,
+        meaning: "events waiting for one subscribed connection; beyond it they are dropped for that connection and counted",
+        min: 1,
+        apply: |c, n| c.max_event_queue = size(n),
+    },
 ];
+
+/// [`ENV_VARS`] as a markdown table, as the README shows it.
+pub fn env_markdown() -> String {
+    let mut out =
+        String::from("| variable | type | default | meaning |\n| --- | --- | --- | --- |\n");
+    for var in &ENV_VARS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            var.name, var.kind, var.default, var.meaning
+        ));
+    }
+    out
+}
+
+/// [`ENV_VARS`] as plain text, one variable a line, as `serve_host --help`
+/// prints it.
+pub fn env_help() -> String {
+    let width = ENV_VARS.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut out = String::from("Limits (environment variables; type, default):\n");
+    for var in &ENV_VARS {
+        out.push_str(&format!(
+            "  {:width$}  {} ({}, default {})\n",
+            var.name, var.meaning, var.kind, var.default
+        ));
+    }
+    out
+}
 
 impl Config {
     /// The defaults, overridden by whichever of the variables in [`ENV_VARS`]
@@ -104,9 +243,10 @@ impl Config {
     /// [`Config::from_env`] with the variables looked up by `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
         let mut config = Config::default();
-        let get = |name: &'static str, min: u64| -> Result<Option<u64>, Error> {
+        for spec in &ENV_VARS {
+            let name = spec.name;
             let Some(value) = var(name) else {
-                return Ok(None);
+                continue;
             };
             let invalid = |reason| Error::InvalidConfig {
                 name,
@@ -117,35 +257,10 @@ impl Config {
                 .trim()
                 .parse()
                 .map_err(|_| invalid("expected a whole number"))?;
-            if n < min {
+            if n < spec.min {
                 return Err(invalid("must be at least 1"));
             }
-            Ok(Some(n))
-        };
-        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-        if let Some(n) = get("RPC_MAX_FRAME", 1)? {
-            config.max_frame = size(n);
-        }
-        if let Some(n) = get("RPC_MAX_IN_FLIGHT", 1)? {
-            config.max_in_flight = size(n);
-        }
-        if let Some(n) = get("RPC_MAX_IN_FLIGHT_BYTES", 1)? {
-            config.max_in_flight_bytes = size(n);
-        }
-        if let Some(n) = get("RPC_MAX_WRITE_BACKLOG", 1)? {
-            config.max_write_backlog = size(n);
-        }
-        if let Some(n) = get("RPC_MAX_CONNECTIONS", 1)? {
-            config.max_connections = size(n);
-        }
-        if let Some(ms) = get("RPC_IDLE_TIMEOUT_MS", 0)? {
-            config.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
-        }
-        if let Some(ms) = get("RPC_DRAIN_TIMEOUT_MS", 0)? {
-            config.drain_timeout = Duration::from_millis(ms);
-        }
-        if let Some(n) = get("RPC_MAX_EVENT_QUEUE", 1)? {
-            config.max_event_queue = size(n);
+            (spec.apply)(&mut config, n);
         }
         Ok(config)
     }
@@ -195,6 +310,36 @@ mod tests {
         assert_eq!(config.max_event_queue, 8);
         let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
         assert_eq!(off.idle_timeout, None);
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_config_defaults() {
+        let defaults: Vec<(&str, String)> = ENV_VARS
+            .iter()
+            .map(|v| (v.name, v.default.to_string()))
+            .collect();
+        let from_table = Config::from_vars(|name| {
+            defaults
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            format!("{from_table:?}"),
+            format!("{:?}", Config::default())
+        );
+        // Every variable sets something: a value unlike its default shows.
+        for var in &ENV_VARS {
+            let other = (var.default + 7).to_string();
+            let set = with(&[(var.name, &other)]).unwrap();
+            assert_ne!(
+                format!("{set:?}"),
+                format!("{:?}", Config::default()),
+                "{}",
+                var.name
+            );
+        }
     }
 
     #[test]

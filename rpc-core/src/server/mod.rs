@@ -41,7 +41,7 @@ mod in_flight;
 pub mod listener;
 pub mod shutdown;
 
-pub use config::{Config, ENV_VARS};
+pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
 pub use listener::{Bound, Listener, Stream};
