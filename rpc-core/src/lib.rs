@@ -67,7 +67,7 @@
 //!
 #![cfg_attr(all(feature = "server", feature = "client"), doc = "```")]
 #![cfg_attr(not(all(feature = "server", feature = "client")), doc = "```ignore")]
-//! use rpc_core::server::{Listener, Server};
+//! use rpc_core::server::{Bound, Server};
 //! use rpc_core::{remote, Client, Context, CallError};
 //!
 //! pub struct Greeter { greeting: String }
@@ -81,7 +81,7 @@
 //!
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::new(Context::new().with(Greeter { greeting: "hello".into() }))?;
-//! let listener = Listener::bind(&"tcp:127.0.0.1:0".parse()?).await?;
+//! let listener = Bound::bind(&"tcp:127.0.0.1:0".parse()?).await?;
 //! let client = Client::connect_to(listener.local_address()).await?;
 //! tokio::spawn(server.serve(listener, std::future::pending()));
 //!

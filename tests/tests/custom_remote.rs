@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use rpc_core::registry::Registry;
-use rpc_core::server::{Config, Listener, Server};
+use rpc_core::server::{Bound, Config, Server};
 use rpc_core::{remote, Context};
 use tests::{cbor, decode, frame, map, Conn, Value};
 
@@ -69,7 +69,7 @@ impl InProcess {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
                 let server = Server::new(context).unwrap().with_config(config);
-                let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
+                let listener = Bound::bind(&"tcp:127.0.0.1:0".parse().unwrap())
                     .await
                     .unwrap();
                 ready_tx.send(listener.local_address().to_string()).unwrap();
@@ -205,16 +205,11 @@ fn a_missing_context_is_an_internal_error_not_a_crash() {
 
 #[test]
 fn the_in_flight_bounds_pause_reading_instead_of_failing() {
-    let bounded = |limit: fn(&mut Config)| {
-        let mut config = Config::default();
-        limit(&mut config);
-        config
-    };
     for (what, config, at_most_one) in [
-        ("max_in_flight 1", bounded(|c| c.max_in_flight = 1), true),
+        ("max_in_flight 1", Config::default().max_in_flight(1), true),
         (
             "max_in_flight_bytes 1",
-            bounded(|c| c.max_in_flight_bytes = 1),
+            Config::default().max_in_flight_bytes(1),
             true,
         ),
         ("the defaults", Config::default(), false),

@@ -9,7 +9,7 @@ use my_timer::{
     EchoFired, EchoRemote, EchoRequest, JobScheduled, JobSpec, RetryPolicy, ScheduleConfig,
     ScheduleRemote, Timer, VersionRemote,
 };
-use rpc_core::server::{Listener, Server};
+use rpc_core::server::{Bound, Server};
 use rpc_core::{CallError, Client, Context};
 use tests::ServerProcess;
 
@@ -137,7 +137,7 @@ fn an_in_process_listener_and_a_remote_subscriber_share_the_hub() {
         let mut local = timer.events().listen::<EchoFired>();
         let context = Context::new().with(timer.events().clone()).with(timer);
         let server = Server::new(context).unwrap();
-        let listener = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap())
+        let listener = Bound::bind(&"tcp:127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
         let client = Client::connect_to(listener.local_address()).await.unwrap();

@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::io::{IsTerminal, Write};
 
-use rpc_core::server::{shutdown_signal, Config, Listener, Server};
+use rpc_core::server::{shutdown_signal, Bound, Config, Server};
 use rpc_core::{Address, Context};
 
 use crate::Timer;
@@ -39,7 +39,7 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = Listener::bind(&address).await?;
+        let listener = Bound::bind(&address).await?;
         // Before announcing the address: a SIGTERM sent as soon as a client
         // reads that line must already find the handler.
         let shutdown = shutdown_signal();

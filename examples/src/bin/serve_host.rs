@@ -7,13 +7,13 @@ use std::ffi::CString;
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 /// Serve the timer library's procs over a CBOR socket until SIGTERM or Ctrl-C.
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host --describe > timer.json\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request.\n\nLimits (environment; defaults in brackets):\n  RPC_MAX_FRAME          largest request in bytes [4194304]\n  RPC_MAX_IN_FLIGHT      requests running at once per connection [128]\n  RPC_MAX_IN_FLIGHT_BYTES  payload bytes of running requests per connection [16777216]\n  RPC_MAX_WRITE_BACKLOG  unsent reply bytes before a connection is paused [1048576]\n  RPC_MAX_CONNECTIONS    connections served at once; more wait [16384]\n  RPC_IDLE_TIMEOUT_MS    close a silent connection after this long; 0 never [0]\n  RPC_DRAIN_TIMEOUT_MS   how long SIGTERM waits for owed replies [30000]\n  RPC_MAX_EVENT_QUEUE    events waiting per subscribed connection [256]"
+    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host --describe > timer.json\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request."
 )]
 struct Args {
     /// Where to listen: tcp:HOST:PORT (port 0 picks a free port) or unix:PATH.
@@ -26,7 +26,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // The limits come from the one table that also parses them.
+    let command = Args::command().after_long_help(format!(
+        "{}\n\n{}",
+        Args::command()
+            .get_after_help()
+            .map(|help| help.to_string())
+            .unwrap_or_default(),
+        rpc_core::server::env_help()
+    ));
+    let args = match Args::from_arg_matches(&command.get_matches()) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
     let address = match args.address {
         Some(address) if !args.describe => address,
         _ => return describe(),

@@ -1,0 +1,359 @@
+//! [`Config`], the limits of a server, and the `RPC_*` environment
+//! variables that set them, for hosts that cannot pass a `Config` (a C
+//! program calling a library's serve entry point, say).
+
+use std::time::Duration;
+
+use crate::events;
+use crate::wire::DEFAULT_MAX_FRAME;
+use crate::Error;
+
+/// Limits of a server. Every field has a documented default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Largest request (method name plus payload) in bytes; a larger header
+    /// closes the connection after the replies owed are written.
+    /// Default [`DEFAULT_MAX_FRAME`] (4 MiB).
+    pub max_frame: usize,
+    /// Requests of one connection running at once; at the bound the server
+    /// stops reading from that connection until a reply is ready. Default 128.
+    pub max_in_flight: usize,
+    /// Payload bytes of one connection's requests still running (those not
+    /// answered at their first poll); at the bound the server stops reading
+    /// from that connection, so slow calls with large arguments cannot pile
+    /// up `max_in_flight` frames. A single larger request still runs alone.
+    /// Default 16 MiB.
+    pub max_in_flight_bytes: usize,
+    /// Unsent reply bytes of one connection above which the server stops
+    /// reading from it (a client that does not read its replies). Default 1 MiB.
+    pub max_write_backlog: usize,
+    /// Connections served at once; further clients wait in the accept
+    /// backlog until one closes. Default 16384.
+    pub max_connections: usize,
+    /// Close a connection that has sent nothing and has nothing in flight for
+    /// this long. Default `None` (never): the contract has no idle rule.
+    pub idle_timeout: Option<Duration>,
+    /// How long a shutdown waits for connections to answer what they have
+    /// read before aborting them. Default 30 s.
+    pub drain_timeout: Duration,
+    /// Events waiting for one subscribed connection; beyond it, events for
+    /// that connection are dropped and counted (`PROTOCOL.md`).
+    /// Default [`events::DEFAULT_REMOTE_QUEUE`] (256).
+    pub max_event_queue: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_in_flight: 128,
+            max_in_flight_bytes: 16 * 1024 * 1024,
+            max_write_backlog: 1024 * 1024,
+            max_connections: 16384,
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(30),
+            max_event_queue: events::DEFAULT_REMOTE_QUEUE,
+        }
+    }
+}
+
+/// Builder-style setters: `Config::default().max_frame(1 << 20)`.
+impl Config {
+    /// Sets [`Config::max_frame`].
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+    /// Sets [`Config::max_in_flight`].
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.max_in_flight = requests;
+        self
+    }
+    /// Sets [`Config::max_in_flight_bytes`].
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
+        self
+    }
+    /// Sets [`Config::max_write_backlog`].
+    pub fn max_write_backlog(mut self, bytes: usize) -> Self {
+        self.max_write_backlog = bytes;
+        self
+    }
+    /// Sets [`Config::max_connections`].
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
+        self
+    }
+    /// Sets [`Config::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+    /// Sets [`Config::drain_timeout`].
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+    /// Sets [`Config::max_event_queue`].
+    pub fn max_event_queue(mut self, events: usize) -> Self {
+        self.max_event_queue = events;
+        self
+    }
+}
+
+/// One `RPC_*` variable: its name, the type of its value, its default and
+/// what it bounds. [`ENV_VARS`] drives [`Config::from_env`], `serve_host
+/// --help` ([`env_help`]) and the README's table ([`env_markdown`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    /// The variable's name, `RPC_...`.
+    pub name: &'static str,
+    /// The type of its value, as a user reads it (`bytes`, `milliseconds`...).
+    pub kind: &'static str,
+    /// The default, in the variable's own unit.
+    pub default: u64,
+    /// One line on what it bounds.
+    pub meaning: &'static str,
+    /// The smallest value accepted.
+    min: u64,
+    /// Stores a parsed value into the config.
+    apply: fn(&mut Config, u64),
+}
+
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Every variable [`Config::from_env`] reads, in the order they are listed.
+pub const ENV_VARS: [EnvVar; 8] = [
+    EnvVar {
+        name: "RPC_MAX_FRAME",
+        kind: "bytes",
+        default: DEFAULT_MAX_FRAME as u64,
+        meaning: "largest request (method name plus payload); a larger header closes the connection after the replies owed",
+        min: 1,
+        apply: |c, n| c.max_frame = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_IN_FLIGHT",
+        kind: "requests",
+        default: 128,
+        meaning: "requests of one connection running at once; at the bound the server stops reading from it",
+        min: 1,
+        apply: |c, n| c.max_in_flight = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_IN_FLIGHT_BYTES",
+        kind: "bytes",
+        default: 16 * 1024 * 1024,
+        meaning: "payload bytes of one connection's running requests; at the bound the server stops reading from it (a lone larger request still runs)",
+        min: 1,
+        apply: |c, n| c.max_in_flight_bytes = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_WRITE_BACKLOG",
+        kind: "bytes",
+        default: 1024 * 1024,
+        meaning: "unsent reply bytes of one connection; above it the server stops reading from a client that does not read",
+        min: 1,
+        apply: |c, n| c.max_write_backlog = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_CONNECTIONS",
+        kind: "connections",
+        default: 16384,
+        meaning: "connections served at once; more wait in the accept backlog",
+        min: 1,
+        apply: |c, n| c.max_connections = size(n),
+    },
+    EnvVar {
+        name: "RPC_IDLE_TIMEOUT_MS",
+        kind: "milliseconds",
+        default: 0,
+        meaning: "close a connection that sends nothing and awaits nothing after this long; 0 is never",
+        min: 0,
+        apply: |c, ms| c.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+    },
+    EnvVar {
+        name: "RPC_DRAIN_TIMEOUT_MS",
+        kind: "milliseconds",
+        default: 30_000,
+        meaning: "how long a shutdown (SIGTERM) waits for the replies owed",
+        min: 0,
+        apply: |c, ms| c.drain_timeout = Duration::from_millis(ms),
+    },
+    EnvVar {
+        name: "RPC_MAX_EVENT_QUEUE",
+        kind: "events",
+        default: events::DEFAULT_REMOTE_QUEUE as u64,
+        meaning: "events waiting for one subscribed connection; beyond it they are dropped for that connection and counted",
+        min: 1,
+        apply: |c, n| c.max_event_queue = size(n),
+    },
+];
+
+/// [`ENV_VARS`] as a markdown table, as the README shows it.
+pub fn env_markdown() -> String {
+    let mut out =
+        String::from("| variable | type | default | meaning |\n| --- | --- | --- | --- |\n");
+    for var in &ENV_VARS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            var.name, var.kind, var.default, var.meaning
+        ));
+    }
+    out
+}
+
+/// [`ENV_VARS`] as plain text, one variable a line, as `serve_host --help`
+/// prints it.
+pub fn env_help() -> String {
+    let width = ENV_VARS.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut out = String::from("Limits (environment variables; type, default):\n");
+    for var in &ENV_VARS {
+        out.push_str(&format!(
+            "  {:width$}  {} ({}, default {})\n",
+            var.name, var.meaning, var.kind, var.default
+        ));
+    }
+    out
+}
+
+impl Config {
+    /// The defaults, overridden by whichever of the variables in [`ENV_VARS`]
+    /// are set. A value that is not a whole number, or 0 where at least 1 is
+    /// needed, is an [`Error::InvalidConfig`] naming the variable.
+    ///
+    /// ```
+    /// # use rpc_core::server::Config;
+    /// // The limits an operator might give a small embedded server.
+    /// let vars = [("RPC_MAX_CONNECTIONS", "64"), ("RPC_IDLE_TIMEOUT_MS", "30000")];
+    /// let config = Config::from_vars(|name| {
+    ///     vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    /// })
+    /// .unwrap();
+    /// assert_eq!(config.max_connections, 64);
+    /// assert_eq!(config.idle_timeout, Some(std::time::Duration::from_secs(30)));
+    /// ```
+    pub fn from_env() -> Result<Config, Error> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::from_env`] with the variables looked up by `var`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let mut config = Config::default();
+        for spec in &ENV_VARS {
+            let name = spec.name;
+            let Some(value) = var(name) else {
+                continue;
+            };
+            let invalid = |reason| Error::InvalidConfig {
+                name,
+                value: value.clone(),
+                reason,
+            };
+            let n: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| invalid("expected a whole number"))?;
+            if n < spec.min {
+                return Err(invalid("must be at least 1"));
+            }
+            (spec.apply)(&mut config, n);
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, Error> {
+        Config::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn unset_variables_keep_the_defaults() {
+        let config = with(&[]).unwrap();
+        let default = Config::default();
+        assert_eq!(config.max_frame, default.max_frame);
+        assert_eq!(config.max_connections, default.max_connections);
+        assert_eq!(config.idle_timeout, None);
+    }
+
+    #[test]
+    fn every_variable_sets_its_limit() {
+        let config = with(&[
+            ("RPC_MAX_FRAME", "1024"),
+            ("RPC_MAX_IN_FLIGHT", "2"),
+            ("RPC_MAX_IN_FLIGHT_BYTES", "65536"),
+            ("RPC_MAX_WRITE_BACKLOG", "4096"),
+            ("RPC_MAX_CONNECTIONS", " 3 "),
+            ("RPC_IDLE_TIMEOUT_MS", "1500"),
+            ("RPC_DRAIN_TIMEOUT_MS", "0"),
+            ("RPC_MAX_EVENT_QUEUE", "8"),
+        ])
+        .unwrap();
+        assert_eq!(config.max_frame, 1024);
+        assert_eq!(config.max_in_flight, 2);
+        assert_eq!(config.max_in_flight_bytes, 65536);
+        assert_eq!(config.max_write_backlog, 4096);
+        assert_eq!(config.max_connections, 3);
+        assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
+        assert_eq!(config.drain_timeout, Duration::ZERO);
+        assert_eq!(config.max_event_queue, 8);
+        let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
+        assert_eq!(off.idle_timeout, None);
+    }
+
+    #[test]
+    fn the_table_defaults_are_the_config_defaults() {
+        let defaults: Vec<(&str, String)> = ENV_VARS
+            .iter()
+            .map(|v| (v.name, v.default.to_string()))
+            .collect();
+        let from_table = Config::from_vars(|name| {
+            defaults
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap();
+        assert_eq!(
+            format!("{from_table:?}"),
+            format!("{:?}", Config::default())
+        );
+        // Every variable sets something: a value unlike its default shows.
+        for var in &ENV_VARS {
+            let other = (var.default + 7).to_string();
+            let set = with(&[(var.name, &other)]).unwrap();
+            assert_ne!(
+                format!("{set:?}"),
+                format!("{:?}", Config::default()),
+                "{}",
+                var.name
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = with(&[("RPC_MAX_CONNECTIONS", "lots")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_MAX_CONNECTIONS="lots": expected a whole number"#
+        );
+        let err = with(&[("RPC_MAX_IN_FLIGHT", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_MAX_IN_FLIGHT="0": must be at least 1"#
+        );
+        assert!(with(&[("RPC_MAX_FRAME", "-1")]).is_err());
+    }
+}

@@ -1,0 +1,218 @@
+//! The socket server: one accept loop for TCP and unix sockets, one task per
+//! connection, handlers of a connection running concurrently with replies
+//! written in request order, and a graceful drain on shutdown.
+//!
+//! # Layout
+//!
+//! - `listener`: the [`Listener`] trait, implemented for TCP and unix
+//!   sockets, and [`Bound`], either kind bound from an [`Address`]; TLS
+//!   plugs in there next;
+//! - [`Server`] owns the registry, the context and the [`Config`], and runs
+//!   the accept loop until its shutdown future resolves;
+//! - `connection` (private): the per-connection state machine: read and
+//!   decode frames, start calls, collect replies in order, batch writes;
+//! - `in_flight` (private): one request from decode to reply;
+//! - `buffers` (private): the per-thread pool of read buffers;
+//! - `config`: [`Config`] and the `RPC_*` environment variables;
+//! - `shutdown`: [`shutdown_signal`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::builtins;
+use crate::context::Context;
+use crate::events::EventTable;
+use crate::events::Hub;
+use crate::registry::Registry;
+#[cfg(doc)]
+use crate::Address;
+use crate::Error;
+
+mod buffers;
+pub mod config;
+mod connection;
+mod in_flight;
+pub mod listener;
+pub mod shutdown;
+
+pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
+#[cfg(unix)]
+pub use listener::UnixSocketListener;
+pub use listener::{Bound, Listener, Stream};
+pub use shutdown::shutdown_signal;
+
+use connection::Connection;
+
+/// A server: the registry of methods, the context they borrow, and limits.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), rpc_core::Error> {
+/// use rpc_core::server::{shutdown_signal, Bound, Server};
+/// let server = Server::new(rpc_core::Context::new())?;
+/// let listener = Bound::bind(&"tcp:127.0.0.1:0".parse()?).await?;
+/// println!("listening on {}", listener.local_address());
+/// server.serve(listener, shutdown_signal()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    registry: &'static Registry,
+    context: Context,
+    config: Config,
+}
+
+#[derive(Debug)]
+struct Shared {
+    registry: &'static Registry,
+    context: Context,
+    config: Config,
+    /// The context's hub, whose events subscribers receive.
+    events: Hub,
+    /// Set before the stop token is cancelled: connections read this flag on
+    /// every turn (the token's own check takes a lock).
+    stopping: AtomicBool,
+}
+
+impl Server {
+    /// A server for every `#[remote]` function in the program, with default
+    /// limits. Fails if two functions, or two events, share a wire name.
+    pub fn new(context: Context) -> Result<Self, Error> {
+        EventTable::global()?;
+        Ok(Self::with_registry(Registry::global()?, context))
+    }
+
+    /// A server for the methods of `registry`.
+    ///
+    /// Subscribers receive the events of the [`Hub`] in `context`; without
+    /// one, a new hub is added (a `#[remote]` function may take it as `&Hub`).
+    pub fn with_registry(registry: &'static Registry, mut context: Context) -> Self {
+        if context.get::<Hub>().is_none() {
+            context.insert(Arc::new(Hub::new()));
+        }
+        // What `rpc.describe` describes.
+        context.insert(Arc::new(builtins::describe::ServedRegistry(registry)));
+        Server {
+            registry,
+            context,
+            config: Config::default(),
+        }
+    }
+
+    /// Replaces the limits.
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then stops accepting,
+    /// stops reading, answers every request already read (for at most
+    /// [`Config::drain_timeout`]) and returns. A unix socket file is removed
+    /// when the listener is dropped on return.
+    pub async fn serve<L: Listener>(
+        self,
+        mut listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        L::Addr: fmt::Debug,
+    {
+        let events = match self.context.get::<Hub>() {
+            Some(hub) => Hub::clone(&hub),
+            None => Hub::new(),
+        };
+        let shared = Arc::new(Shared {
+            registry: self.registry,
+            context: self.context,
+            config: self.config,
+            events,
+            stopping: AtomicBool::new(false),
+        });
+        let limit = Arc::new(Semaphore::new(shared.config.max_connections.max(1)));
+        let stop = CancellationToken::new();
+        let mut connections = JoinSet::new();
+        let mut shutdown = pin!(shutdown);
+        let mut peak = 0;
+        match listener.local_addr() {
+            Ok(address) => info!(?address, "serving"),
+            Err(e) => info!(error = %e, "serving"),
+        }
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {
+                    if connections.is_empty() && peak >= TRIM_AFTER {
+                        trim_heap();
+                        peak = 0;
+                    }
+                }
+                (permit, stream) = accept(&limit, &mut listener) => {
+                    let Ok(permit) = permit else { break };
+                    let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
+                    connections.spawn(async move {
+                        conn.run().await;
+                        drop(permit);
+                    });
+                    peak = peak.max(connections.len());
+                }
+            }
+        }
+        info!(
+            connections = connections.len(),
+            "shutting down: draining connections"
+        );
+        drop(listener);
+        shared.stopping.store(true, Ordering::Release);
+        stop.cancel();
+        let drained = tokio::time::timeout(shared.config.drain_timeout, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                connections = connections.len(),
+                "drain timed out: aborting connections"
+            );
+            connections.shutdown().await;
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Waits for a free connection slot, then for a client. Both steps are
+/// cancel-safe, so the accept loop may drop this future to reap finished
+/// connections (a finished task's memory is freed only when reaped).
+async fn accept<L: Listener>(
+    limit: &Arc<Semaphore>,
+    listener: &mut L,
+) -> (Result<OwnedSemaphorePermit, AcquireError>, L::Io) {
+    let permit = Arc::clone(limit).acquire_owned().await;
+    (permit, listener.accept().await.0)
+}
+
+/// Connections that must have been open at once before the last one closing
+/// trims the heap.
+const TRIM_AFTER: usize = 256;
+
+/// Returns the heap pages freed by a crowd of closed connections to the
+/// system: glibc keeps them otherwise, scattered between live allocations.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory, under the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
