@@ -66,6 +66,7 @@ static METHODS: [Method; 6] = [
         path: "b::version",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
     Method {
         name: "echo",
@@ -73,6 +74,7 @@ static METHODS: [Method; 6] = [
         path: "b::echo",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
     Method {
         name: "complex",
@@ -80,6 +82,7 @@ static METHODS: [Method; 6] = [
         path: "b::complex",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
     Method {
         name: "schedule",
@@ -87,6 +90,7 @@ static METHODS: [Method; 6] = [
         path: "b::schedule",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
     Method {
         name: "math.add",
@@ -94,6 +98,7 @@ static METHODS: [Method; 6] = [
         path: "b::add",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
     Method {
         name: "math.sub",
@@ -101,6 +106,7 @@ static METHODS: [Method; 6] = [
         path: "b::sub",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
+        borrows: None,
     },
 ];
 

@@ -40,6 +40,12 @@ impl Context {
         self.values.push((id, value));
     }
 
+    /// Whether a value of type `T` is here.
+    pub fn contains<T: Any + Send + Sync>(&self) -> bool {
+        let id = TypeId::of::<T>();
+        self.values.iter().any(|(t, _)| *t == id)
+    }
+
     /// The value of type `T`, if there is one.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         let id = TypeId::of::<T>();

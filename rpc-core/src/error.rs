@@ -66,6 +66,20 @@ pub enum Error {
         /// The Rust path of the second registration.
         second: &'static str,
     },
+    /// The program links no `#[remote]` function: the server would answer
+    /// only the built-ins.
+    #[error(
+        "this program links no #[remote] function, so the server would answer only rpc.*: \
+         a library's functions are linked only when the binary names the library; \
+         add `use mylib as _;` (the library's crate name) to the server's main file"
+    )]
+    NoFunctions,
+    /// The context lacks types that linked `#[remote]` functions borrow.
+    #[error("{}", missing_context(missing))]
+    MissingContext {
+        /// Each missing type, with the Rust paths of the functions that borrow it.
+        missing: Vec<(&'static str, Vec<&'static str>)>,
+    },
     /// A limit given in the environment is not a valid value.
     #[error("invalid {name}={value:?}: {reason}")]
     InvalidConfig {
@@ -90,6 +104,23 @@ pub enum Error {
     /// An I/O error on a socket.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+fn missing_context(missing: &[(&'static str, Vec<&'static str>)]) -> String {
+    let list: Vec<String> = missing
+        .iter()
+        .map(|(type_name, paths)| format!("{type_name} (borrowed by {})", paths.join(", ")))
+        .collect();
+    format!(
+        "the server's context lacks {} that #[remote] functions borrow: {}; \
+         add each with Context::with(value) before Server::new",
+        if missing.len() == 1 {
+            "a type"
+        } else {
+            "types"
+        },
+        list.join("; ")
+    )
 }
 
 impl std::fmt::Debug for Error {

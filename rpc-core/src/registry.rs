@@ -55,6 +55,18 @@ pub struct Method {
     /// Traces the payload and reply types, for `rpc.describe` (see
     /// [`crate::schema`]); called only when describing.
     pub types: fn() -> crate::schema::Types,
+    /// The context type the function borrows, if any, checked when a
+    /// server starts ([`Registry::check`]).
+    pub borrows: Option<Borrow>,
+}
+
+/// The context type a method's function borrows (its `&T` parameter).
+#[derive(Debug, Clone, Copy)]
+pub struct Borrow {
+    /// The Rust name of `T`, for the start-up error.
+    pub type_name: fn() -> &'static str,
+    /// Whether a context holds a `T`.
+    pub present: fn(&Context) -> bool,
 }
 
 inventory::collect!(Method);
@@ -133,6 +145,35 @@ impl Registry {
         &self.sorted
     }
 
+    /// Checks that `ctx` holds every type a method borrows; the error names
+    /// each missing type and the functions that borrow it.
+    pub fn check(&self, ctx: &Context) -> Result<(), Error> {
+        let mut missing: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+        for method in &self.sorted {
+            let Some(borrow) = method.borrows else {
+                continue;
+            };
+            if (borrow.present)(ctx) {
+                continue;
+            }
+            let type_name = (borrow.type_name)();
+            match missing.iter_mut().find(|(t, _)| *t == type_name) {
+                Some((_, paths)) => paths.push(method.path),
+                None => missing.push((type_name, vec![method.path])),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::MissingContext { missing })
+        }
+    }
+
+    /// Whether any method besides the built-ins (`rpc.*`) is registered.
+    pub fn has_functions(&self) -> bool {
+        self.sorted.iter().any(|m| !m.name.starts_with("rpc."))
+    }
+
     /// Looks `name` up and starts the call, or answers `unknown method: NAME`
     /// without looking at the payload. A handler that panics while decoding
     /// or starting answers `NAME: internal error: ...`.
@@ -181,6 +222,7 @@ mod tests {
         path: "x::a",
         handler: noop,
         types: crate::schema::Types::untyped,
+        borrows: None,
     };
     static B: Method = Method {
         name: "b",
@@ -188,6 +230,7 @@ mod tests {
         path: "x::b",
         handler: noop,
         types: crate::schema::Types::untyped,
+        borrows: None,
     };
     static A2: Method = Method {
         name: "a",
@@ -195,6 +238,7 @@ mod tests {
         path: "y::a",
         handler: noop,
         types: crate::schema::Types::untyped,
+        borrows: None,
     };
 
     #[test]
@@ -241,6 +285,7 @@ mod tests {
             path: "x::boom",
             handler: boom,
             types: crate::schema::Types::untyped,
+            borrows: None,
         };
         let reg = Registry::from_methods([&BOOM]).unwrap();
         let (_, call) = reg.call(&Context::new(), b"boom", b"");

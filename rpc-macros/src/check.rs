@@ -135,6 +135,17 @@ pub(crate) fn function(options: &Options, function: &ItemFn) -> syn::Result<Remo
                     "the context parameter must be a shared reference `&T`: calls run concurrently",
                 ));
             }
+            Type::Reference(reference) if unsized_payload(&reference.elem).is_some() => {
+                let owned = unsized_payload(&reference.elem).unwrap_or("an owned type");
+                errors.push(syn::Error::new_spanned(
+                    reference,
+                    format!(
+                        "a `&T` parameter of a `#[remote]` function is its context: a value the \
+                         server holds (`Context::with`), lent to each call, so `T` must be a sized \
+                         `Send + Sync + 'static` type; a payload parameter is owned: take {owned}"
+                    ),
+                ));
+            }
             Type::Reference(reference) if has_context => {
                 errors.push(syn::Error::new_spanned(
                     reference,
@@ -187,4 +198,24 @@ fn contains_impl_trait(ty: &Type) -> bool {
     let mut finder = Finder(false);
     syn::visit::Visit::visit_type(&mut finder, ty);
     finder.0
+}
+
+/// For a borrowed unsized type (`&str`, `&[T]`, `&dyn Trait`, `&Path`...),
+/// the owned type to take instead; such a reference cannot be a context.
+fn unsized_payload(elem: &Type) -> Option<&'static str> {
+    match elem {
+        Type::Slice(_) => Some("`Vec<T>` for a list"),
+        Type::TraitObject(_) => Some("a concrete type"),
+        Type::Path(path) if path.qself.is_none() => {
+            let last = path.path.segments.last()?;
+            match last.ident.to_string().as_str() {
+                "str" => Some("`String` for text"),
+                "Path" => Some("`PathBuf` for a path"),
+                "OsStr" => Some("`OsString`"),
+                "CStr" => Some("`CString`"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }

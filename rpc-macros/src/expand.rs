@@ -49,6 +49,15 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
             };
         }
     });
+    let borrows = match context {
+        Some(ty) => quote! {
+            ::core::option::Option::Some(::rpc_core::__private::Borrow {
+                type_name: ::core::any::type_name::<#ty>,
+                present: ::rpc_core::__private::Context::contains::<#ty>,
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let encode = if remote.returns_result {
         quote!(::rpc_core::__private::encode_result(#name, __ret))
     } else {
@@ -96,6 +105,7 @@ pub(crate) fn remote(function: &ItemFn, remote: &Remote) -> TokenStream {
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     handler: __remote_handler,
                     types: ::rpc_core::__private::Types::of::<#args_struct, #ok>,
+                    borrows: #borrows,
                 }
             }
         };

@@ -135,6 +135,7 @@ inventory::submit! {
         path: "rpc_core::builtins::describe::rpc_describe",
         handler: rpc_describe,
         types: Types::of::<DescribeArgs, Description>,
+        borrows: None,
     }
 }
 

@@ -83,13 +83,25 @@ struct Shared {
 
 impl Server {
     /// A server for every `#[remote]` function in the program, with default
-    /// limits. Fails if two functions, or two events, share a wire name.
+    /// limits. Fails at once, rather than per call, if two functions or two
+    /// events share a wire name, if the program links no `#[remote]`
+    /// function ([`Error::NoFunctions`]), or if `context` lacks a type that
+    /// a linked function borrows ([`Error::MissingContext`]).
     pub fn new(context: Context) -> Result<Self, Error> {
         EventTable::global()?;
-        Ok(Self::with_registry(Registry::global()?, context))
+        let registry = Registry::global()?;
+        if !registry.has_functions() {
+            return Err(Error::NoFunctions);
+        }
+        let server = Self::with_registry(registry, context);
+        registry.check(&server.context)?;
+        Ok(server)
     }
 
-    /// A server for the methods of `registry`.
+    /// A server for the methods of `registry`, as given: nothing is checked
+    /// (a test may serve a partial table on purpose); call
+    /// [`Registry::check`] for the start-up check of [`Server::new`]. A
+    /// call whose context type is missing answers status 1.
     ///
     /// Subscribers receive the events of the [`Hub`] in `context`; without
     /// one, a new hub is added (a `#[remote]` function may take it as `&Hub`).
