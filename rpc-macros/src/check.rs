@@ -1,190 +1,135 @@
-//! The rules a `#[remote]` function must follow, each broken rule an error
-//! pinned to the offending tokens. All errors are reported, not just the first.
+//! The rules, one small function each. Every broken rule is recorded in
+//! the [`Ctxt`], pinned to the offending tokens, so that all are reported.
 
-use syn::ext::IdentExt;
-use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
+use syn::{ReturnType, Signature, Type, TypeReference};
 
-use crate::parse::Options;
+use crate::ast::{Event, Param, Remote};
+use crate::ctxt::Ctxt;
 
-/// A checked function, ready to expand.
-pub(crate) struct Remote {
-    /// The wire name.
-    pub(crate) name: String,
-    /// The parameters in declaration order.
-    pub(crate) params: Vec<Param>,
-    /// Whether the function returns a `Result`.
-    pub(crate) returns_result: bool,
-}
-
-/// One parameter.
-pub(crate) enum Param {
-    /// `name: &T`: the context, taken from the server.
-    Context(Type),
-    /// `name: T`: a payload key.
-    Payload {
-        ident: syn::Ident,
-        key: String,
-        ty: Type,
-    },
-}
-
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+/// Every rule of a `#[remote]` function.
+pub(crate) fn remote(cx: &Ctxt, remote: &Remote<'_>) {
+    let sig = &remote.function.sig;
+    is_async(cx, sig);
+    not_generic(cx, sig);
+    no_where_clause(cx, sig);
+    not_variadic(cx, sig);
+    concrete_return(cx, sig);
+    if let Some(lit) = remote.name_option {
+        wire_name(cx, lit, "method");
+    }
+    no_impl_trait_parameters(cx, sig);
+    let mut contexts = 0;
+    for param in &remote.params {
+        if let Param::Context(reference) = param {
+            contexts += 1;
+            context_parameter(cx, reference, contexts);
         }
     }
 }
 
-pub(crate) fn function(options: &Options, function: &ItemFn) -> syn::Result<Remote> {
-    let sig = &function.sig;
-    let mut errors = Errors::default();
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new_spanned(
-            sig.fn_token,
-            "`#[remote]` functions must be `async`",
-        ));
+/// Every rule of an `#[event]` type.
+pub(crate) fn event(cx: &Ctxt, event: &Event<'_>) {
+    wire_name(cx, event.name, "event");
+    if !event.generics.params.is_empty() || event.generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            event.generics,
+            "`#[event]` types cannot be generic: an event has one payload type",
+        );
     }
+}
+
+fn is_async(cx: &Ctxt, sig: &Signature) {
+    if sig.asyncness.is_none() {
+        cx.error_spanned_by(sig.fn_token, "`#[remote]` functions must be `async`");
+    }
+}
+
+fn not_generic(cx: &Ctxt, sig: &Signature) {
     if !sig.generics.params.is_empty() {
-        errors.push(syn::Error::new_spanned(
+        cx.error_spanned_by(
             &sig.generics,
             "`#[remote]` functions cannot be generic: the server needs one concrete signature",
-        ));
+        );
     }
-    // Checked apart: `Generics` prints without its where clause, so an error
-    // spanned on it alone would point at the attribute.
-    if let Some(where_clause) = &sig.generics.where_clause {
-        errors.push(syn::Error::new_spanned(
-            where_clause,
-            "`#[remote]` functions cannot have a `where` clause: the server needs one concrete signature",
-        ));
-    }
-    if let Some(variadic) = &sig.variadic {
-        errors.push(syn::Error::new_spanned(
-            variadic,
-            "`#[remote]` functions cannot be variadic",
-        ));
-    }
-    if let ReturnType::Type(_, ty) = &sig.output {
-        if contains_impl_trait(ty) {
-            errors.push(syn::Error::new_spanned(
-                ty,
-                "`#[remote]` functions must return a concrete type, not `impl Trait`",
-            ));
-        }
-    }
-
-    let name = match &options.name {
-        Some(lit) => {
-            let name = lit.value();
-            if name.is_empty() {
-                errors.push(syn::Error::new_spanned(
-                    lit,
-                    "the method name must not be empty",
-                ));
-            }
-            if name.starts_with("rpc.") {
-                errors.push(syn::Error::new_spanned(
-                    lit,
-                    "method names starting with `rpc.` are reserved for built-in methods",
-                ));
-            }
-            name
-        }
-        None => sig.ident.unraw().to_string(),
-    };
-
-    let mut params = Vec::new();
-    let mut has_context = false;
-    for input in &sig.inputs {
-        let arg = match input {
-            FnArg::Receiver(receiver) => {
-                errors.push(syn::Error::new_spanned(
-                    receiver,
-                    "`#[remote]` functions cannot take `self`; take the context as a `&T` parameter",
-                ));
-                continue;
-            }
-            FnArg::Typed(arg) => arg,
-        };
-        let ident = match &*arg.pat {
-            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => pat.ident.clone(),
-            other => {
-                errors.push(syn::Error::new_spanned(
-                    other,
-                    "`#[remote]` parameters must be plain names: each name is a payload key",
-                ));
-                continue;
-            }
-        };
-        if contains_impl_trait(&arg.ty) {
-            errors.push(syn::Error::new_spanned(
-                &arg.ty,
-                "`#[remote]` parameters cannot be `impl Trait`: a payload decodes into a concrete type",
-            ));
-            continue;
-        }
-        match &*arg.ty {
-            Type::Reference(reference) if reference.mutability.is_some() => {
-                errors.push(syn::Error::new_spanned(
-                    reference,
-                    "the context parameter must be a shared reference `&T`: calls run concurrently",
-                ));
-            }
-            Type::Reference(reference) if unsized_payload(&reference.elem).is_some() => {
-                let owned = unsized_payload(&reference.elem).unwrap_or("an owned type");
-                errors.push(syn::Error::new_spanned(
-                    reference,
-                    format!(
-                        "a `&T` parameter of a `#[remote]` function is its context: a value the \
-                         server holds (`Context::with`), lent to each call, so `T` must be a sized \
-                         `Send + Sync + 'static` type; a payload parameter is owned: take {owned}"
-                    ),
-                ));
-            }
-            Type::Reference(reference) if has_context => {
-                errors.push(syn::Error::new_spanned(
-                    reference,
-                    "`#[remote]` functions take at most one context parameter `&T`",
-                ));
-            }
-            Type::Reference(reference) => {
-                has_context = true;
-                params.push(Param::Context((*reference.elem).clone()));
-            }
-            ty => params.push(Param::Payload {
-                key: ident.unraw().to_string(),
-                ident,
-                ty: ty.clone(),
-            }),
-        }
-    }
-
-    if let Some(error) = errors.0 {
-        return Err(error);
-    }
-    Ok(Remote {
-        name,
-        params,
-        returns_result: returns_result(&sig.output),
-    })
 }
 
-fn returns_result(output: &ReturnType) -> bool {
-    match output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(path) => path
-                .path
-                .segments
-                .last()
-                .is_some_and(|last| last.ident == "Result"),
-            _ => false,
-        },
-        ReturnType::Default => false,
+/// Apart from [`not_generic`]: `Generics` prints without its where clause,
+/// so an error spanned on it alone would point at the attribute.
+fn no_where_clause(cx: &Ctxt, sig: &Signature) {
+    if let Some(where_clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(
+            where_clause,
+            "`#[remote]` functions cannot have a `where` clause: the server needs one concrete signature",
+        );
+    }
+}
+
+fn not_variadic(cx: &Ctxt, sig: &Signature) {
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "`#[remote]` functions cannot be variadic");
+    }
+}
+
+fn concrete_return(cx: &Ctxt, sig: &Signature) {
+    if let ReturnType::Type(_, ty) = &sig.output {
+        if contains_impl_trait(ty) {
+            cx.error_spanned_by(
+                ty,
+                "`#[remote]` functions must return a concrete type, not `impl Trait`",
+            );
+        }
+    }
+}
+
+/// A wire name given in the attribute: not empty, not in `rpc.*`.
+fn wire_name(cx: &Ctxt, lit: &syn::LitStr, what: &str) {
+    let name = lit.value();
+    if name.is_empty() {
+        cx.error_spanned_by(lit, format!("the {what} name must not be empty"));
+    }
+    if name.starts_with("rpc.") {
+        let reserved = match what {
+            "method" => "method names starting with `rpc.` are reserved for built-in methods",
+            _ => "event names starting with `rpc.` are reserved for built-ins",
+        };
+        cx.error_spanned_by(lit, reserved);
+    }
+}
+
+fn no_impl_trait_parameters(cx: &Ctxt, sig: &Signature) {
+    for input in &sig.inputs {
+        if let syn::FnArg::Typed(arg) = input {
+            if contains_impl_trait(&arg.ty) {
+                cx.error_spanned_by(
+                    &arg.ty,
+                    "`#[remote]` parameters cannot be `impl Trait`: a payload decodes into a concrete type",
+                );
+            }
+        }
+    }
+}
+
+/// A `&T` parameter is the context: shared, sized, and only one.
+fn context_parameter(cx: &Ctxt, reference: &TypeReference, nth: usize) {
+    if reference.mutability.is_some() {
+        cx.error_spanned_by(
+            reference,
+            "the context parameter must be a shared reference `&T`: calls run concurrently",
+        );
+    } else if let Some(owned) = unsized_payload(&reference.elem) {
+        cx.error_spanned_by(
+            reference,
+            format!(
+                "a `&T` parameter of a `#[remote]` function is its context: a value the \
+                 server holds (`Context::with`), lent to each call, so `T` must be a sized \
+                 `Send + Sync + 'static` type; a payload parameter is owned: take {owned}"
+            ),
+        );
+    } else if nth > 1 {
+        cx.error_spanned_by(
+            reference,
+            "`#[remote]` functions take at most one context parameter `&T`",
+        );
     }
 }
 

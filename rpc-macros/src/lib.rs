@@ -6,18 +6,25 @@
 //!
 //! # Layout
 //!
-//! - `parse`: the attribute's options (`name = "..."`);
-//! - `check`: the signature rules, each violation a spanned error;
-//! - `expand`: the arguments struct, the handler and its registration, and
-//!   the client stub;
-//! - `event`: `#[event("name")]`, parsed, checked and expanded in one file.
+//! In serde_derive's shape: each attribute goes `attr` → `ast` → `check` →
+//! `expand`, with every error collected in a `ctxt` so that all the rules an
+//! item breaks are reported at once.
+//!
+//! - `ctxt`: the error collector;
+//! - `attr`: the attributes' own arguments (`name = "..."`, the event name);
+//! - `ast`: the function or type as the expansion sees it (wire name,
+//!   parameters classified as context or payload keys);
+//! - `check`: the rules, one small function each;
+//! - `expand/`: `handler` (arguments struct, handler, registration), `stub`
+//!   (the typed client trait) and `event`.
 
 use proc_macro::TokenStream;
 
+mod ast;
+mod attr;
 mod check;
-mod event;
+mod ctxt;
 mod expand;
-mod parse;
 
 /// Makes an `async fn` callable remotely, by name, with a CBOR map payload
 /// whose keys are its parameter names.
@@ -52,10 +59,13 @@ fn expand_remote(
     attr: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
 ) -> syn::Result<proc_macro2::TokenStream> {
-    let options = parse::options(attr)?;
+    let options = attr::remote(attr)?;
     let function: syn::ItemFn = syn::parse2(item)?;
-    let remote = check::function(&options, &function)?;
-    Ok(expand::remote(&function, &remote))
+    let cx = ctxt::Ctxt::default();
+    let remote = ast::Remote::from_fn(&cx, &options, &function);
+    check::remote(&cx, &remote);
+    cx.check()?;
+    Ok(expand::remote(&remote))
 }
 
 /// Declares an event: the payload type it is put on is fired under the wire
@@ -69,7 +79,20 @@ fn expand_remote(
 /// (`NAME-payload`); otherwise the payload is `any` there.
 #[proc_macro_attribute]
 pub fn event(attr: TokenStream, item: TokenStream) -> TokenStream {
-    event::expand(attr.into(), item.into())
+    expand_event(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+fn expand_event(
+    attr: proc_macro2::TokenStream,
+    item: proc_macro2::TokenStream,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let name = attr::event(attr)?;
+    let item: syn::Item = syn::parse2(item)?;
+    let event = ast::Event::from_item(&name, &item)?;
+    let cx = ctxt::Ctxt::default();
+    check::event(&cx, &event);
+    cx.check()?;
+    Ok(expand::event::expand(&event))
 }

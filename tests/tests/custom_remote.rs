@@ -68,7 +68,9 @@ impl InProcess {
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
-                let server = Server::new(context).unwrap().with_config(config);
+                // Unchecked on purpose: some tests leave a context type out.
+                let server =
+                    Server::with_registry(Registry::global().unwrap(), context).with_config(config);
                 let listener = Bound::bind(&"tcp:127.0.0.1:0".parse().unwrap())
                     .await
                     .unwrap();

@@ -1,0 +1,105 @@
+//! The server side of `#[remote]`: an arguments struct named after the
+//! parameters, a handler that decodes it and calls the function with the
+//! server's context, and its registration (with the arguments and reply
+//! types, traced for `rpc.describe`, and the context type it borrows).
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::stub::ok_type;
+use crate::ast::{Param, Remote};
+
+/// The arguments struct, the handler and its registration.
+pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
+    let function = remote.function;
+    let fn_ident = &function.sig.ident;
+    let fn_name = fn_ident.to_string();
+    let name = &remote.name;
+
+    let mut fields = Vec::new();
+    let mut keys = Vec::new();
+    let mut call_args = Vec::new();
+    let mut context = None;
+    for param in &remote.params {
+        match param {
+            Param::Context(reference) => {
+                context = Some(&*reference.elem);
+                call_args.push(quote!(&*__context));
+            }
+            Param::Payload { ident, key, ty } => {
+                fields.push(quote!(#ident: #ty));
+                keys.push(key);
+                call_args.push(quote!(__args.#ident));
+            }
+        }
+    }
+
+    let take_context = context.map(|ty| {
+        quote! {
+            let __context = match __ctx.get::<#ty>() {
+                ::core::option::Option::Some(context) => context,
+                ::core::option::Option::None => {
+                    return ::rpc_core::__private::Call::Ready(
+                        ::rpc_core::__private::missing_context::<#ty>(#name),
+                    );
+                }
+            };
+        }
+    });
+    let borrows = match context {
+        Some(ty) => quote! {
+            ::core::option::Option::Some(::rpc_core::__private::Borrow {
+                type_name: ::core::any::type_name::<#ty>,
+                present: ::rpc_core::__private::Context::contains::<#ty>,
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
+    let encode = if remote.returns_result {
+        quote!(::rpc_core::__private::encode_result(#name, __ret))
+    } else {
+        quote!(::rpc_core::__private::encode_ok(#name, &__ret))
+    };
+    let args_struct = format_ident!("__RemoteArgs_{}", fn_ident);
+    let ok = ok_type(&function.sig.output, remote.returns_result);
+
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            #[derive(::rpc_core::__private::serde::Deserialize)]
+            #[serde(crate = "::rpc_core::__private::serde")]
+            #[allow(non_camel_case_types)]
+            struct #args_struct {
+                #(#fields,)*
+            }
+
+            fn __remote_handler(
+                __ctx: &::rpc_core::__private::Context,
+                __payload: &[::core::primitive::u8],
+            ) -> ::rpc_core::__private::Call {
+                let __args: #args_struct = match ::rpc_core::__private::decode_args(#name, __payload) {
+                    ::core::result::Result::Ok(args) => args,
+                    ::core::result::Result::Err(reply) => {
+                        return ::rpc_core::__private::Call::Ready(reply);
+                    }
+                };
+                #take_context
+                ::rpc_core::__private::Call::Pending(::std::boxed::Box::pin(async move {
+                    let __ret = #fn_ident(#(#call_args),*).await;
+                    #encode
+                }))
+            }
+
+            ::rpc_core::__private::inventory::submit! {
+                ::rpc_core::__private::Method {
+                    name: #name,
+                    params: &[#(#keys),*],
+                    path: ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    handler: __remote_handler,
+                    types: ::rpc_core::__private::Types::of::<#args_struct, #ok>,
+                    borrows: #borrows,
+                }
+            }
+        };
+    }
+}
