@@ -345,3 +345,254 @@ async fn discard<IO: AsyncRead + Unpin>(io: &mut IO) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+    use futures_util::FutureExt;
+    use tokio::io::{duplex, AsyncReadExt, AsyncWriteExt, DuplexStream};
+    use tokio::sync::{mpsc, Notify};
+
+    use super::*;
+    use crate::codec::encode_request;
+    use crate::events::Hub;
+    use crate::registry::{Context, Method, Registry};
+    use crate::server::Config;
+
+    /// What the test methods share with the test: `fast` reports each call,
+    /// `slow` waits for the gate.
+    struct Probe {
+        gate: Notify,
+        calls: AtomicUsize,
+        started: mpsc::UnboundedSender<Vec<u8>>,
+    }
+
+    fn probe(context: &Context) -> Arc<Probe> {
+        context
+            .get::<Probe>()
+            .expect("the test context holds a Probe")
+    }
+
+    fn fast(context: &Context, payload: &[u8]) -> Call {
+        let probe = probe(context);
+        probe.calls.fetch_add(1, Ordering::SeqCst);
+        let _ = probe.started.send(payload.to_vec());
+        Call::Ready(Reply::ok(payload.to_vec()))
+    }
+
+    fn slow(context: &Context, payload: &[u8]) -> Call {
+        let probe = probe(context);
+        let body = payload.to_vec();
+        let _ = probe.started.send(body.clone());
+        Call::Pending(Box::pin(async move {
+            probe.gate.notified().await;
+            Reply::ok(body)
+        }))
+    }
+
+    static FAST: Method = Method {
+        name: "fast",
+        params: &[],
+        path: "test::fast",
+        handler: fast,
+        types: crate::describe::Types::untyped,
+    };
+    static SLOW: Method = Method {
+        name: "slow",
+        params: &[],
+        path: "test::slow",
+        handler: slow,
+        types: crate::describe::Types::untyped,
+    };
+
+    struct Harness {
+        client: DuplexStream,
+        probe: Arc<Probe>,
+        started: mpsc::UnboundedReceiver<Vec<u8>>,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    /// A connection over an in-memory pipe of `pipe` bytes each way.
+    fn connect(config: Config, pipe: usize) -> Harness {
+        let registry = Box::leak(Box::new(Registry::from_methods([&FAST, &SLOW]).unwrap()));
+        let (tx, started) = mpsc::unbounded_channel();
+        let probe = Arc::new(Probe {
+            gate: Notify::new(),
+            calls: AtomicUsize::new(0),
+            started: tx,
+        });
+        let mut context = Context::new();
+        context.insert(Arc::clone(&probe));
+        let shared = Arc::new(Shared {
+            registry,
+            context,
+            config,
+            events: Hub::new(),
+            stopping: AtomicBool::new(false),
+        });
+        let (client, server) = duplex(pipe);
+        let stop = CancellationToken::new();
+        let conn = Connection::new(server, Arc::clone(&shared), stop.clone());
+        let task = tokio::spawn(conn.run());
+        Harness {
+            client,
+            probe,
+            started,
+            shared,
+            stop,
+            task,
+        }
+    }
+
+    fn request(method: &str, payload: &[u8]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        encode_request(method.as_bytes(), payload, &mut buf);
+        buf
+    }
+
+    fn reply(body: &[u8]) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        encode_response(0, body, &mut buf);
+        buf.to_vec()
+    }
+
+    async fn read_exact(client: &mut DuplexStream, len: usize) -> Vec<u8> {
+        let mut buf = vec![0; len];
+        client.read_exact(&mut buf).await.unwrap();
+        buf
+    }
+
+    /// Lets every other task of this single-threaded runtime run until all
+    /// of them wait on something.
+    async fn settle() {
+        for _ in 0..64 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frame_split_at_any_byte_is_answered_once() {
+        let mut bytes = request("fast", b"one");
+        bytes.extend_from_slice(&request("fast", b"two"));
+        let mut want = reply(b"one");
+        want.extend(reply(b"two"));
+        for split in 0..=bytes.len() {
+            let mut h = connect(Config::default(), 1024);
+            h.client.write_all(&bytes[..split]).await.unwrap();
+            settle().await;
+            h.client.write_all(&bytes[split..]).await.unwrap();
+            assert_eq!(
+                read_exact(&mut h.client, want.len()).await,
+                want,
+                "split at {split}"
+            );
+            assert_eq!(h.probe.calls.load(Ordering::SeqCst), 2, "split at {split}");
+        }
+        // One byte at a time: the connection sees every prefix of both frames.
+        let mut h = connect(Config::default(), 1024);
+        for byte in bytes.iter() {
+            h.client.write_all(&[*byte]).await.unwrap();
+            settle().await;
+        }
+        assert_eq!(read_exact(&mut h.client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn replies_keep_request_order_while_a_slow_call_runs() {
+        let mut h = connect(Config::default(), 1024);
+        let mut bytes = request("slow", b"s");
+        bytes.extend_from_slice(&request("fast", b"f1"));
+        bytes.extend_from_slice(&request("fast", b"f2"));
+        h.client.write_all(&bytes).await.unwrap();
+        for want in [&b"s"[..], b"f1", b"f2"] {
+            assert_eq!(h.started.recv().await.unwrap(), want);
+        }
+        // Both fast calls are done, yet nothing may pass the slow one.
+        settle().await;
+        let mut byte = [0u8; 1];
+        assert!(h.client.read(&mut byte).now_or_never().is_none());
+        h.probe.gate.notify_one();
+        let mut want = reply(b"s");
+        want.extend(reply(b"f1"));
+        want.extend(reply(b"f2"));
+        assert_eq!(read_exact(&mut h.client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_pauses_reading_until_it_reads() {
+        // A pipe as large as a read chunk, so that the server could read
+        // many requests at once; a backlog of a few replies.
+        const REQUESTS: usize = 400;
+        const PIPE: usize = READ_CHUNK;
+        let payload = [7u8; 100];
+        let backlog = 256;
+        let config = Config::default().max_write_backlog(backlog);
+        let h = connect(config, PIPE);
+        let (mut reader, mut writer) = tokio::io::split(h.client);
+        let mut bytes = BytesMut::new();
+        for _ in 0..REQUESTS {
+            bytes.extend_from_slice(&request("fast", &payload));
+        }
+        let sending = tokio::spawn(async move { writer.write_all(&bytes).await.map(|_| writer) });
+        settle().await;
+        // Replies fill the pipe and the write buffer; then the server reads
+        // no more, and the peer's requests back up behind them.
+        let answered = h.probe.calls.load(Ordering::SeqCst);
+        let one = reply(&payload).len();
+        assert!(answered > 0 && answered < REQUESTS, "{answered} calls");
+        // What the pipe holds, plus the backlog and the reply over it.
+        assert!(answered <= (PIPE + backlog) / one + 2, "{answered} calls");
+        assert!(!sending.is_finished());
+        settle().await;
+        assert_eq!(h.probe.calls.load(Ordering::SeqCst), answered, "paused");
+        // Reading resumes as the peer reads its replies.
+        for _ in 0..REQUESTS {
+            assert_eq!(read_exact_half(&mut reader, one).await, reply(&payload));
+        }
+        sending.await.unwrap().unwrap();
+        assert_eq!(h.probe.calls.load(Ordering::SeqCst), REQUESTS);
+    }
+
+    async fn read_exact_half(
+        reader: &mut tokio::io::ReadHalf<DuplexStream>,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut buf = vec![0; len];
+        reader.read_exact(&mut buf).await.unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn shutdown_answers_what_was_read_then_closes() {
+        let mut h = connect(Config::default(), 1024);
+        let mut bytes = request("slow", b"s");
+        bytes.extend_from_slice(&request("fast", b"f"));
+        h.client.write_all(&bytes).await.unwrap();
+        for want in [&b"s"[..], b"f"] {
+            assert_eq!(h.started.recv().await.unwrap(), want);
+        }
+        // As `Server::serve` stops: the flag, then the token.
+        h.shared.stopping.store(true, Ordering::Release);
+        h.stop.cancel();
+        settle().await;
+        assert!(!h.task.is_finished(), "a call is still running");
+        h.probe.gate.notify_one();
+        let mut want = reply(b"s");
+        want.extend(reply(b"f"));
+        assert_eq!(read_exact(&mut h.client, want.len()).await, want);
+        let mut rest = Vec::new();
+        // Bounded: a connection that never closes fails here, not hangs.
+        tokio::time::timeout(Duration::from_secs(10), h.client.read_to_end(&mut rest))
+            .await
+            .expect("the connection closes after the owed replies")
+            .unwrap();
+        assert!(rest.is_empty(), "nothing after the owed replies");
+        h.task.await.unwrap();
+        // A request sent after the drain is never read.
+        assert!(h.client.write_all(&request("fast", b"late")).await.is_err());
+        assert_eq!(h.probe.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -14,7 +14,7 @@
 //! - `in_flight` (private): one request from decode to reply;
 //! - `buffers` (private): the per-thread pool of read buffers;
 //! - `config`: [`Config`] and the `RPC_*` environment variables;
-//! - `shutdown`: [`shutdown_signal`].
+//! - `shutdown`: [`shutdown_signal`] and the drain of open connections.
 
 use std::fmt;
 use std::future::Future;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::builtins;
 use crate::context::Context;
@@ -188,17 +188,7 @@ impl Server {
         drop(listener);
         shared.stopping.store(true, Ordering::Release);
         stop.cancel();
-        let drained = tokio::time::timeout(shared.config.drain_timeout, async {
-            while connections.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            warn!(
-                connections = connections.len(),
-                "drain timed out: aborting connections"
-            );
-            connections.shutdown().await;
-        }
+        shutdown::drain(&mut connections, shared.config.drain_timeout).await;
         info!("stopped");
         Ok(())
     }

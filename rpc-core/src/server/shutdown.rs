@@ -1,6 +1,10 @@
-//! [`shutdown_signal`]: the future a server usually stops on.
+//! [`shutdown_signal`], the future a server usually stops on, and the
+//! drain that follows it.
 
 use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 use tracing::{info, warn};
 
@@ -42,5 +46,21 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
             let _ = tokio::signal::ctrl_c().await;
         }
         info!("shutdown requested");
+    }
+}
+
+/// Waits up to `timeout` for `connections` to answer what they have read
+/// and close, then aborts the rest.
+pub(super) async fn drain(connections: &mut JoinSet<()>, timeout: Duration) {
+    let drained = tokio::time::timeout(timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            connections = connections.len(),
+            "drain timed out: aborting connections"
+        );
+        connections.shutdown().await;
     }
 }
