@@ -355,10 +355,11 @@ mod tests {
     use tokio::sync::{mpsc, Notify};
 
     use super::*;
-    use crate::codec::encode_request;
+    use crate::context::Context;
     use crate::events::Hub;
-    use crate::registry::{Context, Method, Registry};
+    use crate::registry::{Method, Registry};
     use crate::server::Config;
+    use crate::wire::encode_request;
 
     /// What the test methods share with the test: `fast` reports each call,
     /// `slow` waits for the gate.
@@ -396,14 +397,16 @@ mod tests {
         params: &[],
         path: "test::fast",
         handler: fast,
-        types: crate::describe::Types::untyped,
+        types: crate::schema::Types::untyped,
+        borrows: None,
     };
     static SLOW: Method = Method {
         name: "slow",
         params: &[],
         path: "test::slow",
         handler: slow,
-        types: crate::describe::Types::untyped,
+        types: crate::schema::Types::untyped,
+        borrows: None,
     };
 
     struct Harness {
