@@ -672,12 +672,12 @@ fn cbor_uint(n: u64, out: &mut [u8]) -> usize {
 fn envelope_pairs<E: Serialize>(
     name: &str,
     payload: &E,
-) -> Result<Bytes, ciborium::ser::Error<std::io::Error>> {
+) -> Result<Bytes, crate::cbor::EncodeError> {
     let mut out = Vec::with_capacity(64);
-    ciborium::ser::into_writer("eventType", &mut out)?;
-    ciborium::ser::into_writer(name, &mut out)?;
-    ciborium::ser::into_writer("payload", &mut out)?;
-    ciborium::ser::into_writer(payload, &mut out)?;
+    crate::cbor::append("eventType", &mut out)?;
+    crate::cbor::append(name, &mut out)?;
+    crate::cbor::append("payload", &mut out)?;
+    crate::cbor::append(payload, &mut out)?;
     Ok(Bytes::from(out))
 }
 
