@@ -13,6 +13,12 @@
 //! are ciborium's choices (the property tests compare byte for byte with
 //! ciborium, kept as a dev-dependency); cbor4ii's own serializer writes `()`
 //! as `[]` and every f64 in 8 bytes, so it is not used.
+//!
+//! Measured against the cbor4ii-decode/ciborium-encode pair it replaces
+//! (criterion, `benches/codec.rs`, a shared 2-core machine, so ±15% noise):
+//! decoding the timer's `complex` arguments 1.46 → 1.54 µs (no significant
+//! change), a failing decode with its path 3.09 → 2.02 µs (no second pass),
+//! encoding them 546 → 504 ns, the `complex` reply 110 → 119 ns.
 
 use std::borrow::Cow;
 use std::fmt;
