@@ -1,5 +1,5 @@
-//! Per-stage micro-benchmarks of the runtime: frame decoding and method
-//! dispatch (lookup, and the unknown-method reply).
+//! Per-stage micro-benchmarks of the runtime: frame decoding, method
+//! dispatch (lookup, and the unknown-method reply) and CBOR payloads.
 
 use std::hint::black_box;
 
@@ -124,5 +124,81 @@ fn dispatch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, frame_decode, dispatch);
+/// The shapes of the timer's `complex` arguments and reply.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Echo {
+    message: String,
+    delay_ms: i64,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Complex {
+    messages: Vec<Echo>,
+    tags: Vec<String>,
+    note: Option<String>,
+    retries: Option<i64>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Args {
+    req: Complex,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Summary {
+    summary: String,
+    item_count: i64,
+    has_note: bool,
+}
+
+fn cbor(c: &mut Criterion) {
+    let args = Args {
+        req: Complex {
+            messages: (0..8)
+                .map(|i| Echo {
+                    message: format!("message number {i}"),
+                    delay_ms: i * 1000,
+                })
+                .collect(),
+            tags: vec!["alpha".into(), "beta".into(), "gamma".into()],
+            note: Some("a note".into()),
+            retries: None,
+        },
+    };
+    let payload = rpc_core::wire::cbor::to_vec(&args).unwrap();
+    // {"req": {"messages": [..., {"message": "x", "delayMs": "soon"}], ...}}
+    let mut bad = args;
+    bad.req.messages.push(Echo {
+        message: "x".into(),
+        delay_ms: 0,
+    });
+    let mut bad = rpc_core::wire::cbor::to_vec(&bad).unwrap();
+    let at = bad.windows(8).rposition(|w| w == b"\x67delayMs").unwrap() + 8;
+    bad[at] = 0x60;
+    let reply = Summary {
+        summary: "received 8 messages, note=a note, retries=0".into(),
+        item_count: 8,
+        has_note: true,
+    };
+    let mut group = c.benchmark_group("cbor");
+    group.bench_function("decode complex arguments (8 messages)", |b| {
+        b.iter(|| black_box(rpc_core::wire::cbor::from_slice::<Args>(black_box(&payload)).unwrap()))
+    });
+    group.bench_function("decode failing arguments, with the path", |b| {
+        b.iter(|| black_box(rpc_core::wire::cbor::from_slice::<Args>(black_box(&bad)).unwrap_err()))
+    });
+    group.bench_function("encode complex reply", |b| {
+        b.iter(|| black_box(rpc_core::wire::cbor::to_vec(black_box(&reply)).unwrap()))
+    });
+    group.bench_function("encode complex arguments (8 messages)", |b| {
+        let args: Args = rpc_core::wire::cbor::from_slice(&payload).unwrap();
+        b.iter(|| black_box(rpc_core::wire::cbor::to_vec(black_box(&args)).unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, frame_decode, dispatch, cbor);
 criterion_main!(benches);

@@ -275,7 +275,7 @@ fn a_reply_of_the_wrong_type_is_a_decode_error() {
     match results.no_params {
         Err(CallError::Decode { method, source }) => {
             assert_eq!(method, "hygiene_no_params");
-            assert_eq!(source.message, "invalid type: text, expected an integer");
+            assert_eq!(source.message(), "invalid type: text, expected an integer");
         }
         other => panic!("expected a decode error, got {other:?}"),
     }

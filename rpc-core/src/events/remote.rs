@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::hub::{write, Hub};
-use crate::wire::STATUS_EVENT;
+use crate::wire::{cbor, STATUS_EVENT};
 
 /// One event in a subscriber's queue: the envelope's key-value pairs,
 /// shared by every subscriber, and the events dropped just before it.
@@ -197,11 +197,11 @@ pub(super) fn cbor_uint(n: u64, out: &mut [u8]) -> usize {
 pub(super) fn envelope_pairs<E: Serialize>(
     name: &str,
     payload: &E,
-) -> Result<Bytes, ciborium::ser::Error<std::io::Error>> {
+) -> Result<Bytes, cbor::EncodeError> {
     let mut out = Vec::with_capacity(64);
-    ciborium::ser::into_writer("eventType", &mut out)?;
-    ciborium::ser::into_writer(name, &mut out)?;
-    ciborium::ser::into_writer("payload", &mut out)?;
-    ciborium::ser::into_writer(payload, &mut out)?;
+    cbor::append("eventType", &mut out)?;
+    cbor::append(name, &mut out)?;
+    cbor::append("payload", &mut out)?;
+    cbor::append(payload, &mut out)?;
     Ok(Bytes::from(out))
 }
