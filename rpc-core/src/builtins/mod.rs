@@ -8,7 +8,9 @@
 //!   `connection` before the registry is looked at, because they change
 //!   the state of the connection that sends them.
 
+#[cfg(feature = "server")]
 use crate::events::{Hub, Subscriber};
+#[cfg(feature = "server")]
 use crate::wire::{Reply, SUBSCRIBE, UNSUBSCRIBE};
 
 pub mod describe;
@@ -17,6 +19,7 @@ pub(crate) mod subscribe;
 /// Answers the built-ins that need the connection: `rpc.subscribe` and
 /// `rpc.unsubscribe`, on the connection whose subscriber is `slot` (made on
 /// first use with a queue of `capacity` events). `None` for any other name.
+#[cfg(feature = "server")]
 pub(crate) fn connection(
     name: &[u8],
     payload: &[u8],
