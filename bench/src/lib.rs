@@ -32,6 +32,21 @@ pub const MAX_FRAME: usize = 4 << 20;
 /// `version`'s reply body: the CBOR text `"nim-timer v0.1.0"`.
 pub const VERSION_REPLY: &[u8] = b"\x70nim-timer v0.1.0";
 
+/// The runtime of a benchmark binary: one thread (current-thread) unless
+/// `threads` asks for more.
+pub fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    }
+}
+
 /// Appends a CBOR text header for `len` bytes (major type 3, shortest form).
 pub fn text_header(len: usize, out: &mut Vec<u8>) {
     match len {

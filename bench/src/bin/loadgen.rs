@@ -141,17 +141,7 @@ fn run(args: Args) -> Result<i32, String> {
             return Err(format!("{hostport}: only loopback addresses are allowed"));
         }
     }
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(|e| e.to_string())?;
+    let runtime = rpc_bench::runtime(args.threads).map_err(|e| e.to_string())?;
     if args.probe {
         return Ok(if runtime.block_on(connect(&addr)).is_ok() {
             0

@@ -26,17 +26,7 @@ struct Args {
 fn main() -> Result<(), String> {
     let args = Args::parse();
     let addr = Addr::parse(&args.address)?;
-    let runtime = if args.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()
-    };
-    runtime
+    rpc_bench::runtime(args.threads)
         .map_err(|e| e.to_string())?
         .block_on(serve(addr))
         .map_err(|e| format!("wire-baseline: {e}"))

@@ -90,7 +90,7 @@ inventory::collect!(EventDef);
 /// Every registered event, sorted by name.
 #[derive(Debug)]
 pub struct EventTable {
-    pub(crate) sorted: Vec<&'static EventDef>,
+    sorted: Vec<&'static EventDef>,
 }
 
 impl EventTable {
