@@ -5,9 +5,11 @@
 pub use inventory;
 pub use serde;
 
-pub use crate::client::{decode_reply, encode_args, CallError, Transport};
+pub use crate::client::{decode_reply, encode_args, CallError, PlainDecode, Transport};
 pub use crate::context::Context;
 pub use crate::events::{Event, EventDef};
-pub use crate::handler::{decode_args, encode_ok, encode_result, missing_context, RemoteResult};
+pub use crate::handler::{
+    decode_args, encode_ok, encode_result, missing_context, PlainReturn, RemoteResult, ReturnProbe,
+};
 pub use crate::registry::{Borrow, Call, Method};
 pub use crate::schema::{PayloadProbe, Shape, TracedPayload, Types, UntracedPayload};

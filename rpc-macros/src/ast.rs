@@ -19,7 +19,8 @@ pub(crate) struct Remote<'a> {
     pub(crate) name: String,
     /// The parameters in declaration order.
     pub(crate) params: Vec<Param>,
-    /// Whether the return type is spelled as a `Result`.
+    /// Whether the return type is spelled as a `Result`: read only for the
+    /// stub's signature; the handler asks the trait system (`ReturnProbe`).
     pub(crate) returns_result: bool,
 }
 

@@ -34,15 +34,19 @@ mod expand;
 /// - A parameter of type `&T` is the function's context: the server passes
 ///   the `T` it holds. Every other parameter is a payload key.
 /// - The return type is any `Serialize` value, or a `Result<T, E>` whose
-///   error's `Display` text becomes a status 1 reply byte for byte.
+///   error's `Display` text becomes a status 1 reply byte for byte. Which
+///   one is decided by the trait system, so an alias of `Result` is a
+///   `Result` and a type that merely has the name is an error.
 ///
 /// The function itself is left as written, for local callers. Beside it,
 /// with the function's visibility, comes its typed client stub: for `echo`,
 /// a trait `EchoRemote` with one method `echo` taking the same parameters
 /// minus the context and returning
 /// `impl Future<Output = Result<T, rpc_core::CallError>>` (`T` the return
-/// type, or the `Ok` type of a `Result`, whose error arrives as
-/// `CallError::Status`). It is implemented for every `rpc_core::client::Transport`,
+/// type, or the `Ok` type of a return type written `…Result<T, …>`; either
+/// way a function's error arrives as `CallError::Status`, so the stub of an
+/// alias `Res<T>` returns `Result<Res<T>, CallError>` whose inner value is
+/// always `Ok`). It is implemented for every `rpc_core::client::Transport`,
 /// so the payload parameters must be `Serialize` as well as `Deserialize`,
 /// and the reply `DeserializeOwned`.
 ///

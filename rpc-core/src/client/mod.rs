@@ -119,3 +119,33 @@ pub fn decode_reply<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CallError> {
     crate::wire::cbor::from_slice(body).map_err(|source| CallError::Decode { method, source })
 }
+
+impl<T, E> crate::handler::ReturnProbe<Result<T, E>> {
+    /// Decodes a status 0 reply of a function whose return type is a
+    /// `Result` not spelled as one (an alias): the body holds the `Ok` value,
+    /// and a status 1 reply arrived as [`CallError::Status`] before this.
+    pub fn decode(&self, method: &'static str, body: &[u8]) -> Result<Result<T, E>, CallError>
+    where
+        T: serde::de::DeserializeOwned,
+    {
+        decode_reply(method, body).map(Ok)
+    }
+}
+
+/// How a stub decodes the reply of a plain (not `Result`) return type `R`;
+/// the inherent method of `ReturnProbe<Result<T, E>>` takes precedence.
+pub trait PlainDecode<R> {
+    /// Decodes the body of a status 0 reply.
+    fn decode(&self, method: &'static str, body: &[u8]) -> Result<R, CallError>
+    where
+        R: serde::de::DeserializeOwned;
+}
+
+impl<R> PlainDecode<R> for crate::handler::ReturnProbe<R> {
+    fn decode(&self, method: &'static str, body: &[u8]) -> Result<R, CallError>
+    where
+        R: serde::de::DeserializeOwned,
+    {
+        decode_reply(method, body)
+    }
+}

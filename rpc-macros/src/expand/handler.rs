@@ -2,11 +2,13 @@
 //! parameters, a handler that decodes it and calls the function with the
 //! server's context, and its registration (with the arguments and reply
 //! types, traced for `rpc.describe`, and the context type it borrows).
+//! Whether the function returns a `Result` is left to the trait system
+//! (`ReturnProbe`), so an alias of `Result` is one.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
-use super::stub::ok_type;
+use super::stub::{return_span, return_type};
 use crate::ast::{Param, Remote};
 
 /// The arguments struct, the handler and its registration.
@@ -55,13 +57,16 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
         },
         None => quote!(::core::option::Option::None),
     };
-    let encode = if remote.returns_result {
-        quote!(::rpc_core::__private::encode_result(#name, __ret))
-    } else {
-        quote!(::rpc_core::__private::encode_ok(#name, &__ret))
-    };
+    let ret = return_type(&function.sig.output);
     let args_struct = format_ident!("__RemoteArgs_{}", fn_ident);
-    let ok = ok_type(&function.sig.output, remote.returns_result);
+    // A return type that cannot be a reply is reported on the type.
+    let span = return_span(function);
+    let encode = quote_spanned! {span=>
+        ::rpc_core::__private::ReturnProbe::<#ret>::new().encode(#name, __ret)
+    };
+    let types = quote_spanned! {span=>
+        ::rpc_core::__private::ReturnProbe::<#ret>::new().types::<#args_struct>()
+    };
 
     quote! {
         #[doc(hidden)]
@@ -86,8 +91,16 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
                 #take_context
                 ::rpc_core::__private::Call::Pending(::std::boxed::Box::pin(async move {
                     let __ret = #fn_ident(#(#call_args),*).await;
+                    #[allow(unused_imports)]
+                    use ::rpc_core::__private::PlainReturn as _;
                     #encode
                 }))
+            }
+
+            fn __remote_types() -> ::rpc_core::__private::Types {
+                #[allow(unused_imports)]
+                use ::rpc_core::__private::PlainReturn as _;
+                #types
             }
 
             ::rpc_core::__private::inventory::submit! {
@@ -96,7 +109,7 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
                     params: &[#(#keys),*],
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     handler: __remote_handler,
-                    types: ::rpc_core::__private::Types::of::<#args_struct, #ok>,
+                    types: __remote_types,
                     borrows: #borrows,
                 }
             }

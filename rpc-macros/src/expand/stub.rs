@@ -1,10 +1,11 @@
 //! The client side of `#[remote]`: the typed stub, a trait named after the
 //! function and implemented for every `Transport`.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
-use syn::{GenericArgument, PathArguments, ReturnType, Type};
+use syn::spanned::Spanned;
+use syn::{GenericArgument, ItemFn, PathArguments, ReturnType, Type};
 
 use crate::ast::{Param, Remote};
 
@@ -34,7 +35,33 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
         }
     }
     let lifetime = (!idents.is_empty()).then(|| quote!(<'__a>));
-    let ok = ok_type(&function.sig.output, remote.returns_result);
+    let ret = return_type(&function.sig.output);
+    // The stub's success type: the `Ok` type of a return type spelled
+    // `…Result<…>`, else the return type itself (a `Result` alias then
+    // arrives whole, its `Err` as `CallError::Status`).
+    let (ok, decode, check) = if remote.returns_result {
+        let ok = ok_type(&ret);
+        let check = quote! {
+            // The `Ok` type read off the spelling is the trait's.
+            const _: () = {
+                #[allow(dead_code)]
+                fn __remote_ok_type() {
+                    let _: ::core::marker::PhantomData<#ok> = ::core::marker::PhantomData::<
+                        <#ret as ::rpc_core::__private::RemoteResult>::Ok,
+                    >;
+                }
+            };
+        };
+        let decode = quote!(::rpc_core::__private::decode_reply::<#ok>(#name, &__body));
+        (ok, decode, Some(check))
+    } else {
+        let decode = quote_spanned! {return_span(function)=> {
+            #[allow(unused_imports)]
+            use ::rpc_core::__private::PlainDecode as _;
+            ::rpc_core::__private::ReturnProbe::<#ret>::new().decode(#name, &__body)
+        }};
+        (ret.clone(), decode, None)
+    };
     let output = quote! {
         impl ::core::future::Future<
             Output = ::core::result::Result<#ok, ::rpc_core::__private::CallError>,
@@ -79,25 +106,37 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
                 });
                 async move {
                     let __body = __call?.await?;
-                    ::rpc_core::__private::decode_reply::<#ok>(#name, &__body)
+                    #decode
                 }
             }
         }
+
+        #check
     }
 }
 
-/// What a successful call returns: `T` of a `Result<T, E>`, else the return
-/// type itself. A `Result` alias without type arguments is resolved by the
-/// trait system instead of by its spelling.
-pub(crate) fn ok_type(output: &ReturnType, returns_result: bool) -> TokenStream {
-    let ty = match output {
-        ReturnType::Default => return quote!(()),
-        ReturnType::Type(_, ty) => ty,
-    };
-    if !returns_result {
-        return quote!(#ty);
+/// The function's return type, `()` when none is written.
+pub(crate) fn return_type(output: &ReturnType) -> TokenStream {
+    match output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
     }
-    if let Type::Path(path) = &**ty {
+}
+
+/// Where errors about the return type point: the type, or the function's
+/// name when none is written.
+pub(crate) fn return_span(function: &ItemFn) -> Span {
+    match &function.sig.output {
+        ReturnType::Default => function.sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    }
+}
+
+/// The `Ok` type of a return type spelled `…Result<T, …>`: `T` as written,
+/// for readable stub signatures (checked against the trait's, see
+/// `expand`), or the trait's projection for an alias without arguments.
+fn ok_type(ret: &TokenStream) -> TokenStream {
+    if let Ok(Type::Path(path)) = syn::parse2::<Type>(ret.clone()) {
         if let Some(PathArguments::AngleBracketed(args)) =
             path.path.segments.last().map(|last| &last.arguments)
         {
@@ -106,7 +145,7 @@ pub(crate) fn ok_type(output: &ReturnType, returns_result: bool) -> TokenStream 
             }
         }
     }
-    quote!(<#ty as ::rpc_core::__private::RemoteResult>::Ok)
+    quote!(<#ret as ::rpc_core::__private::RemoteResult>::Ok)
 }
 
 /// `hygiene_no_params` → `HygieneNoParams`.
