@@ -405,6 +405,32 @@ impl Conn {
         (status, body)
     }
 
+    /// Writes one multiplexed request frame (after `rpc.hello`).
+    pub fn send_mux(&mut self, id: u32, timeout_ms: u32, method: &str, payload: &Value) {
+        let payload = cbor(payload);
+        let mut out = Vec::with_capacity(16 + method.len() + payload.len());
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&timeout_ms.to_be_bytes());
+        out.extend_from_slice(&(method.len() as u32).to_be_bytes());
+        out.extend_from_slice(method.as_bytes());
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&payload);
+        self.send_raw(&out);
+    }
+
+    /// Reads one multiplexed response frame: id, status and body.
+    pub fn recv_mux(&mut self) -> (u32, i32, Vec<u8>) {
+        let mut head = [0u8; 12];
+        self.io().read_exact(&mut head).expect("read reply header");
+        let word = |at: usize| [head[at], head[at + 1], head[at + 2], head[at + 3]];
+        let id = u32::from_be_bytes(word(0));
+        let status = i32::from_be_bytes(word(4));
+        let len = u32::from_be_bytes(word(8)) as usize;
+        let mut body = vec![0; len];
+        self.io().read_exact(&mut body).expect("read reply body");
+        (id, status, body)
+    }
+
     /// One round trip with a raw payload.
     pub fn call_raw(&mut self, method: &[u8], payload: &[u8]) -> (i32, Vec<u8>) {
         self.send(method, payload);

@@ -30,8 +30,10 @@ fn rpc_describe_lists_every_method_with_its_params() {
         [
             method("complex", &["req"]),
             method("echo", &["req"]),
-            method("rpc.describe", &[]),
             // Answered by the connection itself, listed all the same.
+            method("rpc.cancel", &["id"]),
+            method("rpc.describe", &[]),
+            method("rpc.hello", &["features"]),
             method("rpc.subscribe", &["events"]),
             method("rpc.unsubscribe", &["events"]),
             method("schedule", &["job", "retry", "schedule"]),

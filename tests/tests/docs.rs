@@ -169,6 +169,11 @@ fn protocol_cddl_parses_and_matches_the_bytes_of_protocol_md() {
     )
     .unwrap();
     matches("rpc.subscribe-args", b"\xa1\x66events\x81\x6don_echo_fired").unwrap();
+    let hello = b"\xa1\x68features\x81\x69multiplex";
+    matches("rpc.hello-args", hello).unwrap();
+    matches("rpc.hello-reply", hello).unwrap();
+    matches("rpc.cancel-args", b"\xa1\x62id\x05").unwrap();
+    matches("rpc.cancel-reply", b"\xa1\x69cancelled\xf5").unwrap();
     matches(
         "rpc.subscribe-reply",
         b"\xa1\x6asubscribed\x81\x6don_echo_fired",

@@ -188,8 +188,8 @@ fn rpc_describe_prints_the_methods_then_the_cddl() {
     assert_eq!(
         stdout,
         format!(
-            "methods:\n  complex(req)\n  echo(req)\n  rpc.describe()\n  \
-             rpc.subscribe(events)\n  rpc.unsubscribe(events)\n  \
+            "methods:\n  complex(req)\n  echo(req)\n  rpc.cancel(id)\n  \
+             rpc.describe()\n  rpc.hello(features)\n  rpc.subscribe(events)\n  rpc.unsubscribe(events)\n  \
              schedule(job, retry, schedule)\n  version()\n{events}\n{}\n",
             wire.cddl.trim_end()
         )

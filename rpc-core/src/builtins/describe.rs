@@ -12,8 +12,9 @@ use crate::events::{EventTable, Hub};
 use crate::handler::{decode_args, encode_ok};
 use crate::registry::{Call, Method, Registry};
 use crate::schema::{Shape, Types};
-use crate::wire::{Reply, DESCRIBE, SUBSCRIBE, UNSUBSCRIBE};
+use crate::wire::{Reply, CANCEL, DESCRIBE, HELLO, SUBSCRIBE, UNSUBSCRIBE};
 
+use super::multiplex::{Cancel, Cancelled, Enabled, Hello};
 use super::subscribe::{Names, Subscribed, Unsubscribed};
 
 /// What `rpc.describe` answers: the methods, the events and the CDDL.
@@ -37,7 +38,8 @@ pub struct MethodInfo {
 }
 
 /// Describes what a server of `registry` serves: its methods, the built-ins
-/// its connections answer (`rpc.subscribe`, `rpc.unsubscribe`), and the
+/// its connections answer (`rpc.hello`, `rpc.cancel`, `rpc.subscribe`,
+/// `rpc.unsubscribe`), and the
 /// events of `events`.
 pub fn describe(registry: &Registry, events: &EventTable) -> Description {
     Description {
@@ -63,7 +65,17 @@ struct Described {
 
 /// The built-ins a server's connections answer before the registry is
 /// looked at (they need the connection), described like any method.
-const CONNECTION_BUILTINS: [Described; 2] = [
+const CONNECTION_BUILTINS: [Described; 4] = [
+    Described {
+        name: HELLO,
+        params: &["features"],
+        types: Types::of::<Hello, Enabled>,
+    },
+    Described {
+        name: CANCEL,
+        params: &["id"],
+        types: Types::of::<Cancel, Cancelled>,
+    },
     Described {
         name: SUBSCRIBE,
         params: &["events"],

@@ -6,7 +6,9 @@
 //!   method, so every registry built from the inventory serves it;
 //! - `subscribe`: `rpc.subscribe` and `rpc.unsubscribe`, answered by
 //!   `connection` before the registry is looked at, because they change
-//!   the state of the connection that sends them.
+//!   the state of the connection that sends them;
+//! - `multiplex`: the payloads, replies and texts of `rpc.hello` and
+//!   `rpc.cancel`, which the connection answers itself.
 
 #[cfg(feature = "server")]
 use crate::events::{Hub, Subscriber};
@@ -14,6 +16,7 @@ use crate::events::{Hub, Subscriber};
 use crate::wire::{Reply, SUBSCRIBE, UNSUBSCRIBE};
 
 pub mod describe;
+pub(crate) mod multiplex;
 pub(crate) mod subscribe;
 
 /// Answers the built-ins that need the connection: `rpc.subscribe` and

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::hub::{write, Hub};
-use crate::wire::{cbor, STATUS_EVENT};
+use crate::wire::{cbor, EVENT_ID, STATUS_EVENT};
 
 /// One event in a subscriber's queue: the envelope's key-value pairs,
 /// shared by every subscriber, and the events dropped just before it.
@@ -46,6 +46,8 @@ pub(crate) struct Subscriber {
     hub: Hub,
     queue: Arc<RemoteQueue>,
     rx: mpsc::Receiver<Queued>,
+    /// The connection is multiplexed: event frames carry call id 0.
+    multiplexed: bool,
 }
 
 impl fmt::Debug for Subscriber {
@@ -73,6 +75,7 @@ impl Hub {
             hub: self.clone(),
             queue,
             rx,
+            multiplexed: false,
         }
     }
 }
@@ -102,7 +105,7 @@ impl Subscriber {
         while wbuf.len() < backlog {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(queued)) => {
-                    queued.encode(wbuf);
+                    queued.encode(wbuf, self.multiplexed);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -116,12 +119,17 @@ impl Subscriber {
     /// reply goes before it.
     pub(crate) fn flush_into(&mut self, wbuf: &mut BytesMut) {
         while let Ok(queued) = self.rx.try_recv() {
-            queued.encode(wbuf);
+            queued.encode(wbuf, self.multiplexed);
         }
     }
 }
 
 impl Subscriber {
+    /// From now on, writes event frames in the multiplexed framing.
+    pub(crate) fn set_multiplexed(&mut self) {
+        self.multiplexed = true;
+    }
+
     /// Turns the events at `indices` (in the table) on or off.
     pub(crate) fn want(&self, indices: &[usize], on: bool) {
         for &i in indices {
@@ -139,9 +147,10 @@ impl Drop for Subscriber {
 }
 
 impl Queued {
-    /// Appends the status 2 frame of this event to `dst`, its envelope
-    /// carrying `"dropped": N` when events were dropped just before it.
-    fn encode(&self, dst: &mut BytesMut) {
+    /// Appends the status 2 frame of this event to `dst` (with call id 0
+    /// first when `multiplexed`), its envelope carrying `"dropped": N` when
+    /// events were dropped just before it.
+    fn encode(&self, dst: &mut BytesMut, multiplexed: bool) {
         let dropped = self.dropped;
         let mut tail = [0u8; DROPPED_KEY.len() + 9];
         let tail_len = if dropped > 0 {
@@ -151,7 +160,10 @@ impl Queued {
             0
         };
         let body_len = 1 + self.pairs.len() + tail_len;
-        dst.reserve(8 + body_len);
+        dst.reserve(12 + body_len);
+        if multiplexed {
+            dst.put_u32(EVENT_ID);
+        }
         dst.put_i32(STATUS_EVENT);
         dst.put_u32(u32::try_from(body_len).unwrap_or(u32::MAX));
         // A definite-length map of 2 or 3 pairs.

@@ -1,5 +1,6 @@
 //! `Connection`: the per-connection state machine. It reads and decodes
-//! frames, starts calls, collects their replies in request order and
+//! frames, starts calls, collects their replies in request order (or, once
+//! `rpc.hello` has enabled multiplexing, as they finish: `super::mux`) and
 //! batches the writes.
 
 use std::future::{poll_fn, Future};
@@ -20,11 +21,13 @@ use tracing::{debug, warn};
 
 use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
+use super::mux::Multiplexed;
 use super::Shared;
 use crate::builtins;
+use crate::builtins::multiplex;
 use crate::events::Subscriber;
 use crate::registry::Call;
-use crate::wire::{encode_response, Reply, RequestCodec};
+use crate::wire::{encode_mux_response, encode_response, Reply, RequestCodec, CANCEL, HELLO};
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
@@ -68,6 +71,10 @@ pub(super) struct Connection<IO> {
     /// Set by `rpc.subscribe`; a connection that never subscribes pays one
     /// `is_some` per reply.
     subscriber: Option<Box<Subscriber>>,
+    /// Set by `rpc.hello` enabling `"multiplex"`: from the next frame on,
+    /// requests carry ids and replies go out as calls finish. `in_flight`
+    /// then holds only the base-framed calls read before, answered first.
+    mux: Option<Box<Multiplexed>>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
@@ -87,6 +94,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             idle: config.idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             linger: false,
             subscriber: None,
+            mux: None,
             shared,
         }
     }
@@ -114,6 +122,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             }
             // Queued events before new requests: a request read finds its
             // connection's queue empty unless the write backlog is full.
+            self.switch_events();
             if let Some(subscriber) = &mut self.subscriber {
                 let backlog = self.shared.config.max_write_backlog;
                 progress |= subscriber.write_into(cx, &mut self.wbuf, backlog);
@@ -132,6 +141,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 encode_response(reply.status, &reply.body, &mut self.wbuf);
                 progress = true;
             }
+            if self.mux.is_some() && self.in_flight.is_empty() {
+                progress |= self.write_mux_replies(cx, backlog);
+            }
             while !self.wbuf.is_empty() {
                 match Pin::new(&mut self.io).poll_write(cx, &self.wbuf) {
                     Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -146,7 +158,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                     Poll::Pending => break,
                 }
             }
-            if self.reading == Reading::Done && self.in_flight.is_empty() && self.wbuf.is_empty() {
+            if self.reading == Reading::Done
+                && self.in_flight.is_empty()
+                && self.mux.as_ref().is_none_or(|mux| mux.len() == 0)
+                && self.wbuf.is_empty()
+            {
                 // Release the buffers before the (possibly lingering) close.
                 self.rbuf = BytesMut::new();
                 self.wbuf = BytesMut::new();
@@ -179,18 +195,37 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             config.idle_timeout,
         );
         while self.reading != Reading::Done
-            && self.in_flight.len() < max_in_flight
+            && self.in_flight.len() + self.mux.as_ref().map_or(0, |mux| mux.len()) < max_in_flight
             && self.in_flight_bytes < max_in_flight_bytes
             && self.wbuf.len() < max_write_backlog
+            // Multiplexed frames wait until the base replies owed are out.
+            && (self.mux.is_none() || self.in_flight.is_empty())
         {
-            match self.codec.frame(&self.rbuf) {
-                Ok(Some(frame)) => {
-                    // Handlers decode their payload before returning, so the
-                    // frame is read in place and then dropped from the buffer.
-                    let rbuf = std::mem::take(&mut self.rbuf);
-                    self.start(cx, frame.method(&rbuf), frame.payload(&rbuf));
-                    self.rbuf = rbuf;
-                    self.rbuf.advance(frame.len());
+            let decoded = if self.mux.is_none() {
+                self.codec.frame(&self.rbuf).map(|found| {
+                    found.map(|frame| {
+                        // Handlers decode their payload before returning, so
+                        // the frame is read in place, then dropped from the buffer.
+                        let rbuf = std::mem::take(&mut self.rbuf);
+                        self.start(cx, frame.method(&rbuf), frame.payload(&rbuf));
+                        self.rbuf = rbuf;
+                        frame.len()
+                    })
+                })
+            } else {
+                self.codec.mux_frame(&self.rbuf).map(|found| {
+                    found.map(|frame| {
+                        let rbuf = std::mem::take(&mut self.rbuf);
+                        let (method, payload) = (frame.method(&rbuf), frame.payload(&rbuf));
+                        self.start_mux(cx, frame.id(), frame.timeout_ms(), method, payload);
+                        self.rbuf = rbuf;
+                        frame.len()
+                    })
+                })
+            };
+            match decoded {
+                Ok(Some(len)) => {
+                    self.rbuf.advance(len);
                     progress = true;
                     continue;
                 }
@@ -262,19 +297,138 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
 
     /// Answers the built-in methods (`rpc.*`) that need the connection.
     fn builtin(&mut self, name: &[u8], payload: &[u8]) -> Option<(&'static str, Reply)> {
+        if !name.starts_with(b"rpc.") {
+            return None;
+        }
+        if name == HELLO.as_bytes() {
+            let reply = match self.mux {
+                Some(_) => multiplex::hello_again(),
+                None => {
+                    let (reply, on) = multiplex::hello(payload);
+                    if on {
+                        self.mux = Some(Box::default());
+                    }
+                    reply
+                }
+            };
+            return Some((HELLO, reply));
+        }
+        if name == CANCEL.as_bytes() && self.mux.is_none() {
+            return Some((CANCEL, multiplex::cancel_unframed()));
+        }
         let capacity = self.shared.config.max_event_queue;
-        builtins::connection(
+        let answered = builtins::connection(
             name,
             payload,
             &self.shared.events,
             &mut self.subscriber,
             capacity,
-        )
+        );
+        if self.mux.as_ref().is_some_and(|mux| mux.events_switched) {
+            if let Some(subscriber) = &mut self.subscriber {
+                subscriber.set_multiplexed();
+            }
+        }
+        answered
+    }
+
+    /// Once the base replies owed before `rpc.hello`'s are out, event frames
+    /// switch to the multiplexed framing.
+    fn switch_events(&mut self) {
+        if let Some(mux) = &mut self.mux {
+            if !mux.events_switched && self.in_flight.is_empty() {
+                mux.events_switched = true;
+                if let Some(subscriber) = &mut self.subscriber {
+                    subscriber.set_multiplexed();
+                }
+            }
+        }
+    }
+
+    /// Writes the replies of the multiplexed calls that have finished, while
+    /// the write buffer holds less than `backlog`.
+    fn write_mux_replies(&mut self, cx: &mut TaskContext<'_>, backlog: usize) -> bool {
+        self.switch_events();
+        let Some(mux) = &mut self.mux else {
+            return false;
+        };
+        let mut progress = false;
+        while self.wbuf.len() < backlog {
+            let Poll::Ready(Some(done)) = mux.calls.poll_next_unpin(cx) else {
+                break;
+            };
+            self.in_flight_bytes -= done.cost;
+            progress = true;
+            // `None`: cancelled, and answered by `rpc.cancel` already.
+            if let Some(reply) = done.reply {
+                mux.ids.remove(&done.id);
+                if let Some(subscriber) = &mut self.subscriber {
+                    subscriber.flush_into(&mut self.wbuf);
+                }
+                encode_mux_response(done.id, reply.status, &reply.body, &mut self.wbuf);
+            }
+        }
+        progress
+    }
+
+    /// Writes one multiplexed reply now, after the events queued before it.
+    fn answer_mux(&mut self, id: u32, reply: &Reply) {
+        self.flush_events();
+        encode_mux_response(id, reply.status, &reply.body, &mut self.wbuf);
+    }
+
+    /// Starts one multiplexed request: checks its id, answers `rpc.cancel`,
+    /// and runs anything else like a base request, answering it at once if
+    /// it finishes at its first poll.
+    fn start_mux(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        id: u32,
+        timeout_ms: u32,
+        name: &[u8],
+        payload: &[u8],
+    ) {
+        self.switch_events();
+        let Some(mux) = &mut self.mux else {
+            return;
+        };
+        if id == 0 {
+            return self.answer_mux(id, &multiplex::zero_id());
+        }
+        if mux.ids.contains_key(&id) {
+            return self.answer_mux(id, &multiplex::duplicate_id(id));
+        }
+        if name == CANCEL.as_bytes() {
+            let reply = match multiplex::cancel_id(payload) {
+                Ok(target) => {
+                    let cancelled = u32::try_from(target)
+                        .ok()
+                        .and_then(|target| mux.cancel(target).map(|method| (target, method)));
+                    if let Some((target, method)) = cancelled {
+                        self.answer_mux(target, &multiplex::call_cancelled(method));
+                    }
+                    multiplex::cancelled(cancelled.is_some())
+                }
+                Err(reply) => reply,
+            };
+            return self.answer_mux(id, &reply);
+        }
+        let mut in_flight = self.prepare(name, payload);
+        if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
+            return self.answer_mux(id, &reply);
+        }
+        self.in_flight_bytes += in_flight.cost;
+        if let Some(mux) = &mut self.mux {
+            mux.push(id, timeout_ms, in_flight);
+        }
     }
 
     fn poll_idle(&mut self, cx: &mut TaskContext<'_>) -> bool {
         // A subscriber awaits events: it is never idle.
-        let busy = !self.in_flight.is_empty() || !self.wbuf.is_empty() || self.subscriber.is_some();
+        let busy = !self.in_flight.is_empty()
+            || !self.wbuf.is_empty()
+            || self.subscriber.is_some()
+            || self.mux.as_ref().is_some_and(|mux| mux.len() > 0);
         match (&mut self.idle, self.shared.config.idle_timeout) {
             (Some(idle), Some(timeout)) if self.reading == Reading::Open => {
                 if busy {
@@ -289,6 +443,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
     }
 
     fn start(&mut self, cx: &mut TaskContext<'_>, name: &[u8], payload: &[u8]) {
+        let mut in_flight = self.prepare(name, payload);
+        // Most calls finish at their first poll: with nothing owed before
+        // them, their reply goes straight to the write buffer.
+        if self.in_flight.is_empty() {
+            if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
+                self.flush_events();
+                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                return;
+            }
+        }
+        self.in_flight_bytes += in_flight.cost;
+        self.in_flight.push_back(in_flight);
+    }
+
+    /// Looks the method up (built-ins first) and starts its call.
+    fn prepare(&mut self, name: &[u8], payload: &[u8]) -> InFlight {
         let (method, call) = match self.builtin(name, payload) {
             Some((method, reply)) => (method, Call::Ready(reply)),
             None => {
@@ -312,24 +482,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             Call::Ready(reply) => State::Ready(Some(reply)),
             Call::Pending(future) => State::Running(future),
         };
-        let mut in_flight = InFlight {
+        InFlight {
             method,
             cost: payload.len(),
             state,
             span,
             started,
-        };
-        // Most calls finish at their first poll: with nothing owed before
-        // them, their reply goes straight to the write buffer.
-        if self.in_flight.is_empty() {
-            if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
-                self.flush_events();
-                encode_response(reply.status, &reply.body, &mut self.wbuf);
-                return;
-            }
         }
-        self.in_flight_bytes += in_flight.cost;
-        self.in_flight.push_back(in_flight);
     }
 }
 

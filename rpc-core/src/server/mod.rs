@@ -41,6 +41,7 @@ pub mod config;
 mod connection;
 mod in_flight;
 pub mod listener;
+mod mux;
 pub mod shutdown;
 
 pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};

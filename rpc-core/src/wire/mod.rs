@@ -4,6 +4,8 @@
 //!
 //! - `frame` (re-exported here): the frame codec for requests, replies and
 //!   event frames, the status codes and the frame limit;
+//! - `mux` (re-exported here): the multiplexed framing `rpc.hello` switches
+//!   a connection to, and the names of its built-ins;
 //! - [`cbor`]: CBOR decoding and encoding, the only code that touches the CBOR
 //!   crates;
 //! - [`Reply`]: a status and its body, what a call answers;
@@ -11,8 +13,10 @@
 
 pub mod cbor;
 mod frame;
+mod mux;
 
 pub use frame::*;
+pub use mux::*;
 
 /// The built-in method that describes the server (`rpc.describe`).
 pub const DESCRIBE: &str = "rpc.describe";
