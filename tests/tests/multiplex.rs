@@ -237,3 +237,39 @@ fn the_session_of_protocol_md_byte_for_byte() {
         )
     );
 }
+
+/// The typed `Client` negotiates multiplexing: a slow call no longer holds
+/// up a fast one on the same shared connection; `Protocol::Base` keeps the
+/// base protocol, where it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typed_client_multiplexes_unless_told_not_to() {
+    use my_timer::{EchoRemote, VersionRemote};
+    use rpc_core::client::Protocol;
+    use rpc_core::Client;
+
+    let server = ServerProcess::tcp();
+    let address: rpc_core::Address = server.address.parse().unwrap();
+    let client = Client::connect_to(&address).await.unwrap();
+    assert!(client.is_multiplexed());
+    let slow = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .echo(my_timer::EchoRequest {
+                    message: "slow".into(),
+                    delay_ms: 60_000,
+                })
+                .await
+        }
+    });
+    // Answered while the slow echo still runs.
+    assert_eq!(client.version().await.unwrap(), "nim-timer v0.1.0");
+    assert!(!slow.is_finished());
+    slow.abort();
+
+    let base = Client::connect_with_protocol(&address, Protocol::Base)
+        .await
+        .unwrap();
+    assert!(!base.is_multiplexed());
+    assert_eq!(base.version().await.unwrap(), "nim-timer v0.1.0");
+}

@@ -1,19 +1,22 @@
 //! `Client`: a pipelined TCP or unix connection shared by any number of
-//! tasks (feature `client`).
+//! tasks (feature `client`). On connect it asks for the multiplexing
+//! extension (`rpc.hello`): replies then come as calls finish, each call's
+//! timeout goes to the server as its deadline, and a call given up is
+//! cancelled there; a server without it keeps the base, in-order protocol.
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +25,8 @@ use tracing::debug;
 use super::{CallError, Transport};
 use crate::events::Event;
 use crate::wire::{
-    encode_request, ResponseCodec, STATUS_ERROR, STATUS_EVENT, STATUS_OK, SUBSCRIBE, UNSUBSCRIBE,
+    encode_mux_request, encode_request, MuxResponseCodec, ResponseCodec, CANCEL, EVENT_ID, HELLO,
+    MULTIPLEX, STATUS_ERROR, STATUS_EVENT, STATUS_OK, SUBSCRIBE, UNSUBSCRIBE,
 };
 use crate::{Address, Error};
 
@@ -43,17 +47,38 @@ struct Outgoing {
     method: Bytes,
     payload: Vec<u8>,
     /// `None` for a request whose reply nobody awaits (the
-    /// `rpc.unsubscribe` of a dropped subscription).
+    /// `rpc.unsubscribe` of a dropped subscription, an `rpc.cancel`).
     reply: Option<ReplySender>,
+    /// The call's id on a multiplexed connection (unused otherwise).
+    id: u32,
+    /// When the caller gives up: sent as the call's deadline when multiplexed.
+    deadline: Option<Instant>,
 }
 
-/// The callers whose requests are written and not yet answered, oldest
-/// first. Locked only to push or pop one entry, never across I/O.
+/// The callers whose requests are written and not yet answered: oldest
+/// first in the base protocol, by id when multiplexed. Locked only to push
+/// or pop one entry, never across I/O.
 #[derive(Default)]
 struct Pending {
     queue: VecDeque<Option<ReplySender>>,
+    by_id: HashMap<u32, ReplySender>,
     closed: bool,
 }
+
+/// Whether a connection asks for the multiplexing extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Ask for multiplexing (`rpc.hello`) and use it when the server
+    /// enables it, else the base protocol. The default.
+    #[default]
+    Negotiate,
+    /// The base protocol only: replies in request order, no `rpc.hello`.
+    Base,
+}
+
+/// How long connecting waits for the answer to `rpc.hello`.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the reader sends each event: the subscriptions of its name.
 #[derive(Default)]
@@ -105,6 +130,8 @@ pub struct Client {
     requests: mpsc::Sender<Outgoing>,
     routes: SharedRoutes,
     timeout: Duration,
+    /// `Some` (the next call id) on a multiplexed connection.
+    ids: Option<Arc<AtomicU32>>,
 }
 
 impl Client {
@@ -115,8 +142,18 @@ impl Client {
     }
 
     /// Connects to `address`, with `TCP_NODELAY` on TCP (small requests
-    /// would otherwise wait for the delayed ACK).
+    /// would otherwise wait for the delayed ACK), multiplexed when the
+    /// server offers it.
     pub async fn connect_to(address: &Address) -> Result<Client, Error> {
+        Self::connect_with_protocol(address, Protocol::Negotiate).await
+    }
+
+    /// Connects to `address` speaking `protocol`: [`Protocol::Base`] keeps
+    /// to the base protocol even with a server that could multiplex.
+    pub async fn connect_with_protocol(
+        address: &Address,
+        protocol: Protocol,
+    ) -> Result<Client, Error> {
         let connect_err = |source| Error::Connect {
             address: address.to_string(),
             source,
@@ -129,7 +166,7 @@ impl Client {
                     .map_err(connect_err)?;
                 stream.set_nodelay(true).map_err(connect_err)?;
                 let (read, write) = stream.into_split();
-                Ok(Self::from_halves(read, write))
+                Self::open(read, write, protocol).await.map_err(connect_err)
             }
             #[cfg(unix)]
             Address::Unix(path) => {
@@ -137,24 +174,57 @@ impl Client {
                     .await
                     .map_err(connect_err)?;
                 let (read, write) = stream.into_split();
-                Ok(Self::from_halves(read, write))
+                Self::open(read, write, protocol).await.map_err(connect_err)
             }
             #[cfg(not(unix))]
             Address::Unix(_) => Err(Error::UnixUnsupported(address.to_string())),
         }
     }
 
-    /// A client over any byte stream (an in-memory pipe, say). Spawns the
-    /// reader and writer tasks, so it must be called within a tokio runtime.
+    /// A client over any byte stream (an in-memory pipe, say), in the base
+    /// protocol. Spawns the reader and writer tasks, so it must be called
+    /// within a tokio runtime.
     pub fn from_io<S>(io: S) -> Client
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(io);
-        Self::from_halves(read, write)
+        Self::from_halves(read, write, false)
     }
 
-    fn from_halves<R, W>(read: R, write: W) -> Client
+    /// A client over any byte stream, speaking `protocol` (negotiated
+    /// before this returns).
+    pub async fn from_io_with_protocol<S>(io: S, protocol: Protocol) -> std::io::Result<Client>
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (read, write) = tokio::io::split(io);
+        Self::open(read, write, protocol).await
+    }
+
+    /// Negotiates `protocol` on a fresh connection, then starts its tasks.
+    async fn open<R, W>(mut read: R, mut write: W, protocol: Protocol) -> std::io::Result<Client>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let multiplexed = match protocol {
+            Protocol::Base => false,
+            Protocol::Negotiate => {
+                tokio::time::timeout(HELLO_TIMEOUT, hello(&mut read, &mut write))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no answer to {HELLO} within {HELLO_TIMEOUT:?}"),
+                        )
+                    })??
+            }
+        };
+        Ok(Self::from_halves(read, write, multiplexed))
+    }
+
+    fn from_halves<R, W>(read: R, write: W, multiplexed: bool) -> Client
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
@@ -168,13 +238,26 @@ impl Client {
             queue,
             Arc::clone(&pending),
             dead.clone(),
+            multiplexed,
         ));
-        tokio::spawn(read_replies(read, pending, Arc::clone(&routes), dead));
+        tokio::spawn(read_replies(
+            read,
+            pending,
+            Arc::clone(&routes),
+            dead,
+            multiplexed,
+        ));
         Client {
             requests,
             routes,
             timeout: DEFAULT_TIMEOUT,
+            ids: multiplexed.then(|| Arc::new(AtomicU32::new(1))),
         }
+    }
+
+    /// Whether the connection is multiplexed: replies come as calls finish.
+    pub fn is_multiplexed(&self) -> bool {
+        self.ids.is_some()
     }
 
     /// This handle with another per-call timeout; other clones keep theirs.
@@ -243,24 +326,76 @@ impl Client {
             .await
     }
 
+    /// The next call id of a multiplexed connection (never 0).
+    fn next_id(&self) -> u32 {
+        match &self.ids {
+            Some(ids) => loop {
+                let id = ids.fetch_add(1, Ordering::Relaxed);
+                if id != EVENT_ID {
+                    break id;
+                }
+            },
+            None => 0,
+        }
+    }
+
     async fn round_trip(&self, method: Bytes, payload: Vec<u8>) -> Result<Bytes, CallError> {
         let (reply, replied) = oneshot::channel();
+        let id = self.next_id();
         let request = Outgoing {
             method,
             payload,
             reply: Some(reply),
+            id,
+            deadline: Instant::now().checked_add(self.timeout),
+        };
+        // Armed once the request is queued: a call given up (timed out, or
+        // its future dropped) is cancelled on the server.
+        let mut cancel = CancelOnDrop {
+            client: self,
+            id: None,
         };
         let call = async {
             self.requests
                 .send(request)
                 .await
                 .map_err(|_| CallError::Closed)?;
+            if self.ids.is_some() {
+                cancel.id = Some(id);
+            }
             // A sender dropped unanswered means the connection's tasks ended.
-            replied.await.unwrap_or(Err(CallError::Closed))
+            let result = replied.await.unwrap_or(Err(CallError::Closed));
+            cancel.id = None;
+            result
         };
         tokio::time::timeout(self.timeout, call)
             .await
             .unwrap_or(Err(CallError::Timeout(self.timeout)))
+    }
+}
+
+/// Sends `rpc.cancel` for a multiplexed call whose caller gave up.
+struct CancelOnDrop<'a> {
+    client: &'a Client,
+    id: Option<u32>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id else { return };
+        let payload = std::collections::BTreeMap::from([("id", id)]);
+        let Ok(payload) = super::encode_args(CANCEL, &payload) else {
+            return;
+        };
+        let request = Outgoing {
+            method: Bytes::from_static(CANCEL.as_bytes()),
+            payload,
+            reply: None,
+            id: self.client.next_id(),
+            deadline: None,
+        };
+        // Best effort: with the queue full the call runs to its deadline.
+        let _ = self.client.requests.try_send(request);
     }
 }
 
@@ -282,6 +417,7 @@ async fn write_requests<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outgoing>,
     pending: SharedPending,
     dead: CancellationToken,
+    multiplexed: bool,
 ) {
     let mut buf = BytesMut::new();
     'connection: loop {
@@ -307,9 +443,27 @@ async fn write_requests<W: AsyncWrite + Unpin>(
                         }
                         break 'connection;
                     }
-                    pending.queue.push_back(request.reply);
+                    if !multiplexed {
+                        pending.queue.push_back(request.reply);
+                    } else if let Some(reply) = request.reply {
+                        pending.by_id.insert(request.id, reply);
+                    }
                 }
-                encode_request(&request.method, &request.payload, &mut buf);
+                if multiplexed {
+                    let timeout_ms = request.deadline.map_or(0, |deadline| {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        u32::try_from(left.as_millis()).unwrap_or(u32::MAX).max(1)
+                    });
+                    encode_mux_request(
+                        request.id,
+                        timeout_ms,
+                        &request.method,
+                        &request.payload,
+                        &mut buf,
+                    );
+                } else {
+                    encode_request(&request.method, &request.payload, &mut buf);
+                }
             }
             if buf.len() < BATCH {
                 next = queue.try_recv().ok();
@@ -347,57 +501,127 @@ async fn read_replies<R: AsyncRead + Unpin>(
     pending: SharedPending,
     routes: SharedRoutes,
     dead: CancellationToken,
+    multiplexed: bool,
 ) {
-    let mut frames = FramedRead::new(io, ResponseCodec::default());
-    loop {
-        let frame = tokio::select! {
-            _ = dead.cancelled() => break,
-            frame = frames.next() => frame,
-        };
-        let response = match frame {
-            Some(Ok(response)) => response,
-            Some(Err(e)) => {
-                debug!(error = %e, "client: closing the connection");
-                break;
+    if multiplexed {
+        let mut frames = FramedRead::new(io, MuxResponseCodec::default());
+        loop {
+            let frame = tokio::select! {
+                _ = dead.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let Some(response) = usable(frame) else { break };
+            if response.id == EVENT_ID && response.status == STATUS_EVENT {
+                route_event(&routes, response.body);
+                continue;
             }
-            None => {
-                debug!("client: the server closed the connection");
-                break;
+            // Not found: a call that nobody awaits (an `rpc.cancel`, or a
+            // cancelled call's own reply).
+            let caller = lock(&pending).by_id.remove(&response.id);
+            if let Some(caller) = caller {
+                let _ = caller.send(outcome(response.status, response.body));
             }
-        };
-        if response.status == STATUS_EVENT {
-            route_event(&routes, response.body);
-            continue;
         }
-        let Some(caller) = lock(&pending).queue.pop_front() else {
-            debug!("client: a reply to no request; closing the connection");
-            break;
-        };
-        // A request nobody awaits (a dropped subscription's unsubscribe).
-        let Some(caller) = caller else { continue };
-        let result = match response.status {
-            STATUS_OK => Ok(response.body),
-            STATUS_ERROR => Err(CallError::Status(
-                String::from_utf8_lossy(&response.body).into_owned(),
-            )),
-            status => Err(CallError::UnexpectedStatus {
-                status,
-                body: response.body,
-            }),
-        };
-        let _ = caller.send(result);
+    } else {
+        let mut frames = FramedRead::new(io, ResponseCodec::default());
+        loop {
+            let frame = tokio::select! {
+                _ = dead.cancelled() => break,
+                frame = frames.next() => frame,
+            };
+            let Some(response) = usable(frame) else { break };
+            if response.status == STATUS_EVENT {
+                route_event(&routes, response.body);
+                continue;
+            }
+            let Some(caller) = lock(&pending).queue.pop_front() else {
+                debug!("client: a reply to no request; closing the connection");
+                break;
+            };
+            // A request nobody awaits (a dropped subscription's unsubscribe).
+            let Some(caller) = caller else { continue };
+            let _ = caller.send(outcome(response.status, response.body));
+        }
     }
     dead.cancel();
-    let orphans = {
+    let (orphans, by_id) = {
         let mut pending = lock(&pending);
         pending.closed = true;
-        std::mem::take(&mut pending.queue)
+        (
+            std::mem::take(&mut pending.queue),
+            std::mem::take(&mut pending.by_id),
+        )
     };
-    for caller in orphans.into_iter().flatten() {
+    for caller in orphans.into_iter().flatten().chain(by_id.into_values()) {
         let _ = caller.send(Err(CallError::Closed));
     }
     // The subscriptions' streams end.
     lock(&routes).by_name.clear();
+}
+
+/// A frame read, or `None` (logged) when the connection is over.
+fn usable<T>(frame: Option<Result<T, Error>>) -> Option<T> {
+    match frame {
+        Some(Ok(response)) => Some(response),
+        Some(Err(e)) => {
+            debug!(error = %e, "client: closing the connection");
+            None
+        }
+        None => {
+            debug!("client: the server closed the connection");
+            None
+        }
+    }
+}
+
+/// What a reply's status and body mean to its caller.
+fn outcome(status: i32, body: Bytes) -> Result<Bytes, CallError> {
+    match status {
+        STATUS_OK => Ok(body),
+        STATUS_ERROR => Err(CallError::Status(
+            String::from_utf8_lossy(&body).into_owned(),
+        )),
+        status => Err(CallError::UnexpectedStatus { status, body }),
+    }
+}
+
+/// Asks for multiplexing on a fresh connection: whether the server enabled
+/// it. A server without the extension answers status 1 (unknown method).
+async fn hello<R, W>(read: &mut R, write: &mut W) -> std::io::Result<bool>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Features {
+        features: Vec<String>,
+    }
+    let asked = Features {
+        features: vec![MULTIPLEX.to_owned()],
+    };
+    let payload = crate::wire::cbor::to_vec(&asked)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+    let mut buf = BytesMut::new();
+    encode_request(HELLO.as_bytes(), &payload, &mut buf);
+    write.write_all(&buf).await?;
+    let mut head = [0u8; 8];
+    read.read_exact(&mut head).await?;
+    let status = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    // A server answers rpc.hello with a few bytes; more is not a server of ours.
+    if len > 64 * 1024 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the reply to {HELLO} announces {len} bytes"),
+        ));
+    }
+    let mut body = vec![0; len];
+    read.read_exact(&mut body).await?;
+    if status != STATUS_OK {
+        return Ok(false);
+    }
+    Ok(crate::wire::cbor::from_slice::<Features>(&body)
+        .is_ok_and(|enabled| enabled.features.iter().any(|f| f == MULTIPLEX)))
 }
 
 /// Hands an event's envelope to every subscription of its name; one
@@ -515,6 +739,8 @@ impl<E> Drop for Subscription<E> {
             method: Bytes::from_static(UNSUBSCRIBE.as_bytes()),
             payload,
             reply: None,
+            id: self.client.next_id(),
+            deadline: None,
         };
         // Queued under the routes lock, so that a later subscribe to the
         // same event is written after this unsubscribe.
@@ -539,7 +765,7 @@ mod tests {
     use tokio_util::codec::FramedRead;
 
     use super::*;
-    use crate::wire::{encode_response, RequestCodec};
+    use crate::wire::{encode_mux_response, encode_response, RequestCodec};
 
     /// A client and the server end of its in-memory connection.
     fn pair() -> (
@@ -666,6 +892,112 @@ mod tests {
             client.call("m", vec![]).await,
             Err(CallError::Closed)
         ));
+    }
+
+    /// A client negotiating over an in-memory pipe with a fake server that
+    /// answers `rpc.hello` with `status` and `body`.
+    async fn negotiated(
+        status: i32,
+        body: &[u8],
+    ) -> (
+        Client,
+        tokio::io::ReadHalf<DuplexStream>,
+        tokio::io::WriteHalf<DuplexStream>,
+    ) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (mut read, mut write) = tokio::io::split(server);
+        let connecting = tokio::spawn(Client::from_io_with_protocol(client, Protocol::Negotiate));
+        let mut requests = FramedRead::new(&mut read, RequestCodec::default());
+        let hello = requests.next().await.unwrap().unwrap();
+        assert_eq!(&hello.method[..], HELLO.as_bytes());
+        assert_eq!(&hello.payload[..], b"\xa1\x68features\x81\x69multiplex");
+        assert!(requests.read_buffer().is_empty());
+        drop(requests);
+        reply(&mut write, status, body).await;
+        (connecting.await.unwrap().unwrap(), read, write)
+    }
+
+    /// Reads one multiplexed request: id, timeout, method, payload.
+    async fn mux_request(
+        read: &mut tokio::io::ReadHalf<DuplexStream>,
+    ) -> (u32, u32, Vec<u8>, Vec<u8>) {
+        let mut word = [0u8; 4];
+        let mut next = async |read: &mut tokio::io::ReadHalf<DuplexStream>| {
+            read.read_exact(&mut word).await.unwrap();
+            u32::from_be_bytes(word)
+        };
+        let id = next(read).await;
+        let timeout = next(read).await;
+        let mut method = vec![0; next(read).await as usize];
+        read.read_exact(&mut method).await.unwrap();
+        let mut payload = vec![0; next(read).await as usize];
+        read.read_exact(&mut payload).await.unwrap();
+        (id, timeout, method, payload)
+    }
+
+    #[tokio::test]
+    async fn a_server_without_the_extension_keeps_the_base_protocol() {
+        let (client, read, mut write) = negotiated(1, b"unknown method: rpc.hello").await;
+        assert!(!client.is_multiplexed());
+        let mut requests = FramedRead::new(read, RequestCodec::default());
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("m", vec![7]).await }
+        });
+        let request = requests.next().await.unwrap().unwrap();
+        assert_eq!(&request.method[..], b"m");
+        reply(&mut write, 0, &[7]).await;
+        assert_eq!(&call.await.unwrap().unwrap()[..], &[7]);
+    }
+
+    #[tokio::test]
+    async fn multiplexed_replies_are_matched_by_id_in_any_order() {
+        let (client, mut read, mut write) =
+            negotiated(0, b"\xa1\x68features\x81\x69multiplex").await;
+        assert!(client.is_multiplexed());
+        let first = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("a", vec![1]).await }
+        });
+        let (id_a, timeout_a, method, _) = mux_request(&mut read).await;
+        assert_eq!(method, b"a");
+        assert!(timeout_a > 0 && timeout_a <= 30_000, "{timeout_a}");
+        let second = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("b", vec![2]).await }
+        });
+        let (id_b, _, method, _) = mux_request(&mut read).await;
+        assert_eq!(method, b"b");
+        assert_ne!(id_a, id_b);
+        // Answer the second call first, and an event in between.
+        let mut buf = BytesMut::new();
+        encode_mux_response(id_b, 0, &[2], &mut buf);
+        encode_mux_response(EVENT_ID, STATUS_EVENT, b"\xa0", &mut buf);
+        encode_mux_response(id_a, 1, b"no", &mut buf);
+        write.write_all(&buf).await.unwrap();
+        assert_eq!(&second.await.unwrap().unwrap()[..], &[2]);
+        assert!(matches!(first.await.unwrap(), Err(CallError::Status(text)) if text == "no"));
+    }
+
+    #[tokio::test]
+    async fn a_call_given_up_is_cancelled_on_the_server() {
+        let (client, mut read, _write) = negotiated(0, b"\xa1\x68features\x81\x69multiplex").await;
+        let impatient = client.with_timeout(Duration::from_millis(50));
+        let call = tokio::spawn(async move { impatient.call("slow", vec![]).await });
+        let (id, timeout, _, _) = mux_request(&mut read).await;
+        assert!(
+            timeout > 0 && timeout <= 50,
+            "the deadline is sent: {timeout}"
+        );
+        assert!(matches!(call.await.unwrap(), Err(CallError::Timeout(_))));
+        let (cancel_id, _, method, payload) = mux_request(&mut read).await;
+        assert_eq!(method, CANCEL.as_bytes());
+        assert_ne!(cancel_id, id);
+        assert_eq!(
+            crate::wire::cbor::from_slice::<std::collections::BTreeMap<String, u32>>(&payload)
+                .unwrap(),
+            std::collections::BTreeMap::from([("id".to_owned(), id)])
+        );
     }
 
     #[tokio::test]

@@ -99,7 +99,7 @@ pub enum CallError {
 mod connection;
 
 #[cfg(feature = "client")]
-pub use connection::{Client, Subscription, DEFAULT_TIMEOUT, SUBSCRIPTION_QUEUE};
+pub use connection::{Client, Protocol, Subscription, DEFAULT_TIMEOUT, SUBSCRIPTION_QUEUE};
 
 /// Encodes a stub's arguments struct as the call's payload.
 pub fn encode_args<T: serde::Serialize>(
