@@ -343,7 +343,7 @@ impl Client {
         let (reply, replied) = oneshot::channel();
         let id = self.next_id();
         let request = Outgoing {
-            method,
+            method: method.clone(),
             payload,
             reply: Some(reply),
             id,
@@ -368,10 +368,23 @@ impl Client {
             cancel.id = None;
             result
         };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(CallError::Timeout(self.timeout)))
+        match tokio::time::timeout(self.timeout, call).await {
+            // The server's side of the same deadline, when it fires first.
+            Ok(Err(CallError::Status(text)))
+                if self.ids.is_some() && is_deadline_text(&text, &method) =>
+            {
+                Err(CallError::Timeout(self.timeout))
+            }
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+        }
     }
+}
+
+/// Whether `text` is the server's `METHOD: deadline exceeded` for `method`.
+fn is_deadline_text(text: &str, method: &[u8]) -> bool {
+    text.strip_suffix(": deadline exceeded")
+        .is_some_and(|name| name.as_bytes() == method)
 }
 
 /// Sends `rpc.cancel` for a multiplexed call whose caller gave up.

@@ -89,8 +89,10 @@ pub enum CallError {
     /// later call of the connection gets this error.
     #[error("the connection is closed")]
     Closed,
-    /// No reply within the call's timeout. The connection stays usable: the
-    /// late reply is discarded when it arrives.
+    /// No reply within the call's timeout (on a multiplexed connection,
+    /// also the server's `METHOD: deadline exceeded` for the same deadline).
+    /// The connection stays usable: a late reply is discarded when it
+    /// arrives, and a multiplexed call is cancelled on the server.
     #[error("no reply within {0:?}")]
     Timeout(Duration),
 }
