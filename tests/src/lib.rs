@@ -167,14 +167,35 @@ impl ServerProcess {
         Self::start_in(program, &address, Some(dir), &[])
     }
 
+    /// [`serve_host`] `ADDRESS` under the file mode mask `umask` (`"022"`,
+    /// set by `sh` before it execs the server), with extra environment
+    /// variables.
+    #[cfg(unix)]
+    pub fn start_with_umask(address: &str, umask: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("sh");
+        command.args(["-c", "umask \"$0\" && exec \"$1\" \"$2\"", umask]);
+        command.arg(serve_host()).arg(address);
+        Self::start_command(command, None, env)
+    }
+
     fn start_in(
         program: &Path,
         address: &str,
         dir: Option<tempfile::TempDir>,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = Command::new(program)
-            .arg(address)
+        let mut command = Command::new(program);
+        command.arg(address);
+        Self::start_command(command, dir, env)
+    }
+
+    fn start_command(
+        mut command: Command,
+        dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let program = PathBuf::from(command.get_program());
+        let mut child = command
             .env("RUST_LOG", "rpc_core=debug")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())

@@ -46,7 +46,7 @@ pub mod shutdown;
 pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
-pub use listener::{Bound, Listener, Stream};
+pub use listener::{Bound, Listener, Stream, DEFAULT_UNIX_MODE};
 pub use shutdown::shutdown_signal;
 
 use connection::Connection;
