@@ -192,10 +192,62 @@ impl Registry {
     }
 }
 
+/// The longest name `unknown method: NAME` quotes whole; a longer one is
+/// cut (`PROTOCOL.md`).
+pub const UNKNOWN_NAME_QUOTED: usize = 256;
+
 /// The reply to a name no method is registered under: `unknown method: NAME`,
-/// with invalid UTF-8 replaced.
+/// with invalid UTF-8 replaced. A name over [`UNKNOWN_NAME_QUOTED`] bytes is
+/// cut there (at a character boundary) and followed by `… (N bytes)`.
 pub fn unknown_method(name: &[u8]) -> Reply {
-    Reply::error(format!("unknown method: {}", String::from_utf8_lossy(name)))
+    if name.len() <= UNKNOWN_NAME_QUOTED {
+        return Reply::error(format!("unknown method: {}", String::from_utf8_lossy(name)));
+    }
+    let cut = char_boundary(name, UNKNOWN_NAME_QUOTED);
+    Reply::error(format!(
+        "unknown method: {}… ({} bytes)",
+        String::from_utf8_lossy(&name[..cut]),
+        name.len()
+    ))
+}
+
+/// The largest `end <= max` that does not split a UTF-8 sequence of `bytes`.
+fn char_boundary(bytes: &[u8], max: usize) -> usize {
+    let mut end = max.min(bytes.len());
+    // At most 3 continuation bytes precede a character's last byte.
+    for _ in 0..3 {
+        if end == 0 || end == bytes.len() || bytes[end] & 0xC0 != 0x80 {
+            break;
+        }
+        end -= 1;
+    }
+    end
+}
+
+/// The longest prefix of a method name that a log line shows.
+pub(crate) const LOGGED_NAME: usize = 64;
+
+/// A method name as a log line shows it: whatever a peer sent, one short
+/// line. The first [`LOGGED_NAME`] bytes, escaped as `str::escape_debug`
+/// does (a newline is `\n`, invalid UTF-8 `\xNN`), then `… (N bytes)` when
+/// cut.
+pub(crate) struct LoggedName<'a>(pub(crate) &'a [u8]);
+
+impl fmt::Display for LoggedName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.0;
+        let shown = &name[..char_boundary(name, LOGGED_NAME)];
+        for chunk in shown.utf8_chunks() {
+            write!(f, "{}", chunk.valid().escape_debug())?;
+            for byte in chunk.invalid() {
+                write!(f, "\\x{byte:02x}")?;
+            }
+        }
+        if shown.len() < name.len() {
+            write!(f, "… ({} bytes)", name.len())?;
+        }
+        Ok(())
+    }
 }
 
 /// The reply of a handler that panicked: `METHOD: internal error: MESSAGE`.
@@ -293,6 +345,44 @@ mod tests {
             panic!("expected a ready reply")
         };
         assert_eq!(reply, Reply::error("boom: internal error: kaboom"));
+    }
+
+    #[test]
+    fn a_long_unknown_name_is_cut_at_a_char_boundary() {
+        let exact = "a".repeat(UNKNOWN_NAME_QUOTED);
+        assert_eq!(
+            unknown_method(exact.as_bytes()),
+            Reply::error(format!("unknown method: {exact}"))
+        );
+        // 255 ASCII bytes, then a 3-byte char across the cut.
+        let long = format!("{}€tail", "b".repeat(UNKNOWN_NAME_QUOTED - 1));
+        assert_eq!(
+            unknown_method(long.as_bytes()),
+            Reply::error(format!(
+                "unknown method: {}… ({} bytes)",
+                "b".repeat(UNKNOWN_NAME_QUOTED - 1),
+                long.len()
+            ))
+        );
+        let huge = vec![b'x'; 1 << 20];
+        let reply = unknown_method(&huge);
+        assert!(reply.body.len() < 300, "{}", reply.body.len());
+        assert!(reply.body.ends_with(b"\xe2\x80\xa6 (1048576 bytes)"));
+    }
+
+    #[test]
+    fn logged_names_are_escaped_and_cut() {
+        let shown = |name: &[u8]| LoggedName(name).to_string();
+        assert_eq!(shown(b"echo"), "echo");
+        assert_eq!(shown(b"a\nb\"c\x1b"), "a\\nb\\\"c\\u{1b}");
+        assert_eq!(shown(b"n\xffo"), "n\\xffo");
+        let long = vec![b'z'; 1000];
+        assert_eq!(
+            shown(&long),
+            format!("{}… (1000 bytes)", "z".repeat(LOGGED_NAME))
+        );
+        // A name of newlines stays one line, however long.
+        assert!(!shown(&[b'\n'; 5000]).contains('\n'));
     }
 
     #[test]

@@ -250,6 +250,36 @@ impl ServerProcess {
         }
     }
 
+    /// Every log line (stderr) up to and including the first that contains
+    /// every one of `needles`.
+    pub fn log_lines_until(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            match self
+                .logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let done = needles.iter().all(|n| line.contains(n));
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no log line with {needles:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server exited before logging {needles:?}")
+                }
+            }
+        }
+    }
+
+    /// The log lines (stderr) that arrived since the last look, without waiting.
+    pub fn new_log_lines(&self) -> Vec<String> {
+        drain(&self.logs)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -20,10 +20,11 @@ use tracing::{debug, warn};
 
 use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
+use super::rate_limit::{self, PROTOCOL_ERRORS};
 use super::Shared;
 use crate::builtins;
 use crate::events::Subscriber;
-use crate::registry::Call;
+use crate::registry::{Call, LoggedName};
 use crate::wire::{encode_response, Reply, RequestCodec};
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
@@ -198,7 +199,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 // (which frees a large one) when the next read finds nothing.
                 Ok(None) => {}
                 Err(e) => {
-                    warn!(conn = self.id, error = %e, "closing connection");
+                    if rate_limit::allow(&PROTOCOL_ERRORS, "protocol errors") {
+                        warn!(conn = self.id, error = %e, "closing connection");
+                    } else {
+                        debug!(conn = self.id, error = %e, "closing connection");
+                    }
                     self.reading = Reading::Done;
                     self.linger = true;
                     break;
@@ -299,7 +304,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         };
         let span = tracing::debug_span!(
             "request",
-            method = %String::from_utf8_lossy(name),
+            method = %LoggedName(name),
             conn = self.id,
             status = tracing::field::Empty,
             micros = tracing::field::Empty,

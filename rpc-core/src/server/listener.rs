@@ -474,7 +474,11 @@ async fn accept_error(e: io::Error) {
             debug!(error = %e, "accept failed")
         }
         _ => {
-            error!(error = %e, "accept failed; retrying in 100 ms");
+            if super::rate_limit::allow(&super::rate_limit::ACCEPT_ERRORS, "accept errors") {
+                error!(error = %e, "accept failed; retrying in 100 ms");
+            } else {
+                debug!(error = %e, "accept failed; retrying in 100 ms");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -13,6 +13,8 @@
 //!   decode frames, start calls, collect replies in order, batch writes;
 //! - `in_flight` (private): one request from decode to reply;
 //! - `buffers` (private): the per-thread pool of read buffers;
+//! - `rate_limit` (private): at most a few protocol-error and accept-error
+//!   lines a second, then one line with the count suppressed;
 //! - `config`: [`Config`] and the `RPC_*` environment variables;
 //! - `shutdown`: [`shutdown_signal`] and the drain of open connections.
 
@@ -41,6 +43,7 @@ pub mod config;
 mod connection;
 mod in_flight;
 pub mod listener;
+mod rate_limit;
 pub mod shutdown;
 
 pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
