@@ -9,5 +9,5 @@ pub use crate::client::{decode_reply, encode_args, CallError, Transport};
 pub use crate::context::Context;
 pub use crate::events::{Event, EventDef};
 pub use crate::handler::{decode_args, encode_ok, encode_result, missing_context, RemoteResult};
-pub use crate::registry::{Borrow, Call, Method};
+pub use crate::registry::{Borrow, Call, Method, Scope};
 pub use crate::schema::{PayloadProbe, Shape, TracedPayload, Types, UntracedPayload};

@@ -24,8 +24,9 @@ use super::rate_limit::{self, PROTOCOL_ERRORS};
 use super::Shared;
 use crate::builtins;
 use crate::events::Subscriber;
-use crate::registry::{Call, LoggedName};
+use crate::registry::{Call, LoggedName, Scope};
 use crate::wire::{encode_response, Reply, RequestCodec};
+use crate::Peer;
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
@@ -50,6 +51,8 @@ enum Reading {
 pub(super) struct Connection<IO> {
     id: u64,
     io: IO,
+    /// The caller, lent to each call's `&Peer` parameters.
+    peer: Arc<Peer>,
     shared: Arc<Shared>,
     codec: RequestCodec,
     rbuf: BytesMut,
@@ -72,11 +75,17 @@ pub(super) struct Connection<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
-    pub(super) fn new(io: IO, shared: Arc<Shared>, stop: CancellationToken) -> Self {
+    pub(super) fn new(
+        io: IO,
+        peer: Arc<Peer>,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> Self {
         let config = &shared.config;
         Connection {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             io,
+            peer,
             codec: RequestCodec::new(config.max_frame),
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -298,7 +307,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             Some((method, reply)) => (method, Call::Ready(reply)),
             None => {
                 let shared = &self.shared;
-                let (method, call) = shared.registry.call(&shared.context, name, payload);
+                let scope = Scope::new(&shared.context, &self.peer);
+                let (method, call) = shared.registry.call_from(&scope, name, payload);
                 (method.map_or("", |m| m.name), call)
             }
         };
@@ -380,15 +390,15 @@ mod tests {
             .expect("the test context holds a Probe")
     }
 
-    fn fast(context: &Context, payload: &[u8]) -> Call {
-        let probe = probe(context);
+    fn fast(scope: &Scope<'_>, payload: &[u8]) -> Call {
+        let probe = probe(scope.context());
         probe.calls.fetch_add(1, Ordering::SeqCst);
         let _ = probe.started.send(payload.to_vec());
         Call::Ready(Reply::ok(payload.to_vec()))
     }
 
-    fn slow(context: &Context, payload: &[u8]) -> Call {
-        let probe = probe(context);
+    fn slow(scope: &Scope<'_>, payload: &[u8]) -> Call {
+        let probe = probe(scope.context());
         let body = payload.to_vec();
         let _ = probe.started.send(body.clone());
         Call::Pending(Box::pin(async move {
@@ -403,7 +413,7 @@ mod tests {
         path: "test::fast",
         handler: fast,
         types: crate::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     };
     static SLOW: Method = Method {
         name: "slow",
@@ -411,7 +421,7 @@ mod tests {
         path: "test::slow",
         handler: slow,
         types: crate::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     };
 
     struct Harness {
@@ -443,7 +453,12 @@ mod tests {
         });
         let (client, server) = duplex(pipe);
         let stop = CancellationToken::new();
-        let conn = Connection::new(server, Arc::clone(&shared), stop.clone());
+        let conn = Connection::new(
+            server,
+            Arc::new(Peer::Unknown),
+            Arc::clone(&shared),
+            stop.clone(),
+        );
         let task = tokio::spawn(conn.run());
         Harness {
             client,

@@ -24,7 +24,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, error};
 
 use super::Config;
-use crate::{Address, Error};
+use crate::{Address, Error, Peer};
 
 /// A source of connections for [`Server::serve`](super::Server::serve).
 ///
@@ -44,6 +44,14 @@ pub trait Listener: Send + 'static {
 
     /// The address the listener is bound to.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Who is on the other end of an accepted connection: the [`Peer`] its
+    /// calls' `&Peer` parameters get. Called once per connection; the
+    /// default is [`Peer::Unknown`].
+    fn peer(&self, io: &Self::Io, addr: &Self::Addr) -> Peer {
+        let _ = (io, addr);
+        Peer::Unknown
+    }
 }
 
 impl Listener for TcpListener {
@@ -64,6 +72,10 @@ impl Listener for TcpListener {
 
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         TcpListener::local_addr(self)
+    }
+
+    fn peer(&self, _: &TcpStream, addr: &std::net::SocketAddr) -> Peer {
+        Peer::Tcp { addr: *addr }
     }
 }
 
@@ -280,6 +292,26 @@ impl Listener for UnixSocketListener {
     fn local_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
         self.listener.local_addr()
     }
+
+    fn peer(&self, io: &UnixStream, _: &tokio::net::unix::SocketAddr) -> Peer {
+        unix_peer(io)
+    }
+}
+
+/// The credentials of a unix peer, taken by the kernel at connect.
+#[cfg(unix)]
+fn unix_peer(io: &UnixStream) -> Peer {
+    match io.peer_cred() {
+        Ok(cred) => Peer::Unix {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        },
+        Err(e) => {
+            debug!(error = %e, "no credentials for a unix peer");
+            Peer::Unknown
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -394,6 +426,17 @@ impl Listener for Bound {
 
     fn local_addr(&self) -> io::Result<Address> {
         Ok(self.local.clone())
+    }
+
+    fn peer(&self, io: &Stream, _: &Address) -> Peer {
+        match io {
+            Stream::Tcp(stream) => match stream.peer_addr() {
+                Ok(addr) => Peer::Tcp { addr },
+                Err(_) => Peer::Unknown,
+            },
+            #[cfg(unix)]
+            Stream::Unix(stream) => unix_peer(stream),
+        }
     }
 }
 
