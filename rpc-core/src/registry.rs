@@ -281,13 +281,14 @@ fn char_boundary(bytes: &[u8], max: usize) -> usize {
 }
 
 /// The longest prefix of a method name that a log line shows.
-pub(crate) const LOGGED_NAME: usize = 64;
+pub const LOGGED_NAME: usize = 64;
 
 /// A method name as a log line shows it: whatever a peer sent, one short
 /// line. The first [`LOGGED_NAME`] bytes, escaped as `str::escape_debug`
 /// does (a newline is `\n`, invalid UTF-8 `\xNN`), then `… (N bytes)` when
 /// cut.
-pub(crate) struct LoggedName<'a>(pub(crate) &'a [u8]);
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedName<'a>(pub &'a [u8]);
 
 impl fmt::Display for LoggedName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
