@@ -89,9 +89,9 @@ pub const DEFAULT_UNIX_MODE: u32 = 0o600;
 pub struct UnixSocketListener {
     listener: UnixListener,
     path: PathBuf,
-    /// The socket file's device and inode, recorded at bind: another server
-    /// may have replaced the file since, and its socket is not ours to remove.
-    file: (u64, u64),
+    /// The socket file's identity, recorded at bind: another server may
+    /// have replaced the file since, and its socket is not ours to remove.
+    file: FileId,
 }
 
 #[cfg(unix)]
@@ -111,7 +111,7 @@ impl UnixSocketListener {
     /// link, a directory or anything else is [`Error::UnixPathTaken`]:
     /// neither is touched.
     pub fn bind_with_mode(path: impl Into<PathBuf>, mode: u32) -> Result<Self, Error> {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::fs::PermissionsExt;
 
         let path = path.into();
         let bind_err = |source| Error::Bind {
@@ -121,11 +121,11 @@ impl UnixSocketListener {
         clear_stale_socket(&path)?;
         let listener = bind_private(&path).map_err(bind_err)?;
         // From here the file is ours: a failure removes it again.
-        let finish = || -> io::Result<(UnixListener, (u64, u64))> {
+        let finish = || -> io::Result<(UnixListener, FileId)> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))?;
-            let meta = std::fs::symlink_metadata(&path)?;
+            let file = FileId::of(&std::fs::symlink_metadata(&path)?);
             listener.set_nonblocking(true)?;
-            Ok((UnixListener::from_std(listener)?, (meta.dev(), meta.ino())))
+            Ok((UnixListener::from_std(listener)?, file))
         };
         match finish() {
             Ok((listener, file)) => Ok(UnixSocketListener {
@@ -143,6 +143,28 @@ impl UnixSocketListener {
     /// The socket file's path.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+}
+
+/// Which file a path names: device and inode, and the change time, since a
+/// removed file's inode number may be given to the next file made.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+#[cfg(unix)]
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
     }
 }
 
@@ -317,11 +339,10 @@ fn unix_peer(io: &UnixStream) -> Peer {
 #[cfg(unix)]
 impl Drop for UnixSocketListener {
     fn drop(&mut self) {
-        use std::os::unix::fs::MetadataExt;
         // Only the file this listener bound: if the path was removed and
         // another server bound it since, that server's socket stays.
         if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
-            if (meta.dev(), meta.ino()) == self.file {
+            if FileId::of(&meta) == self.file {
                 let _ = std::fs::remove_file(&self.path);
             }
         }
@@ -546,6 +567,10 @@ mod tests {
         let dir = tempfile_dir();
         let path = dir.join("s.sock");
         let first = UnixSocketListener::bind(&path).unwrap();
+        // A second name keeps the first inode in use: the second file cannot
+        // be given its number, whatever the file system.
+        let pin = dir.join("pin");
+        std::fs::hard_link(&path, &pin).unwrap();
         std::fs::remove_file(&path).unwrap();
         let second = UnixSocketListener::bind(&path).unwrap();
         let ino = std::fs::symlink_metadata(&path).unwrap().ino();
@@ -553,6 +578,7 @@ mod tests {
         assert_eq!(std::fs::symlink_metadata(&path).unwrap().ino(), ino);
         drop(second);
         assert!(std::fs::symlink_metadata(&path).is_err());
+        std::fs::remove_file(&pin).unwrap();
         std::fs::remove_dir(&dir).unwrap();
     }
 
