@@ -188,8 +188,9 @@ impl Registry {
         &self.sorted
     }
 
-    /// Checks that `ctx` holds every type a method borrows; the error names
-    /// each missing type and the functions that borrow it.
+    /// Checks that `ctx` holds every type a method borrows (a [`Peer`] is
+    /// never asked for: every call has one); the error names each missing
+    /// type and the functions that borrow it.
     pub fn check(&self, ctx: &Context) -> Result<(), Error> {
         let mut missing: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
         for method in &self.sorted {
