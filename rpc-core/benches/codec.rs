@@ -6,7 +6,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rpc_core::registry::Registry;
-use rpc_core::registry::{Call, Method};
+use rpc_core::registry::{Call, Method, Scope};
 use rpc_core::wire::Reply;
 use rpc_core::wire::{encode_request, encode_response, RequestCodec};
 use rpc_core::Context;
@@ -55,7 +55,7 @@ fn frame_decode(c: &mut Criterion) {
     group.finish();
 }
 
-fn ready(_: &Context, _: &[u8]) -> Call {
+fn ready(_: &Scope<'_>, _: &[u8]) -> Call {
     Call::Ready(Reply::ok(vec![0xf6]))
 }
 
@@ -66,7 +66,7 @@ static METHODS: [Method; 6] = [
         path: "b::version",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
     Method {
         name: "echo",
@@ -74,7 +74,7 @@ static METHODS: [Method; 6] = [
         path: "b::echo",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
     Method {
         name: "complex",
@@ -82,7 +82,7 @@ static METHODS: [Method; 6] = [
         path: "b::complex",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
     Method {
         name: "schedule",
@@ -90,7 +90,7 @@ static METHODS: [Method; 6] = [
         path: "b::schedule",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
     Method {
         name: "math.add",
@@ -98,7 +98,7 @@ static METHODS: [Method; 6] = [
         path: "b::add",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
     Method {
         name: "math.sub",
@@ -106,7 +106,7 @@ static METHODS: [Method; 6] = [
         path: "b::sub",
         handler: ready,
         types: rpc_core::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     },
 ];
 

@@ -25,9 +25,23 @@ pub enum Error {
     /// A `unix:` address was given on a platform without unix sockets.
     #[error("unix sockets are not supported on this platform: {0:?}")]
     UnixUnsupported(String),
-    /// The path of a `unix:` address is a directory, which is never removed.
-    #[error("cannot bind unix:{}: the path is a directory", .0.display())]
-    UnixPathIsDirectory(PathBuf),
+    /// Something other than a socket is at the path of a `unix:` address: a
+    /// regular file, a symbolic link, a directory... Only a stale socket is
+    /// ever removed; this is left as it is.
+    #[error(
+        "cannot bind unix:{}: {what} is there, not a stale socket; it is left alone",
+        path.display()
+    )]
+    UnixPathTaken {
+        /// The path.
+        path: PathBuf,
+        /// What is there: `"a regular file"`, `"a symbolic link"`, `"a directory"`...
+        what: &'static str,
+    },
+    /// A server answers on the socket at the path of a `unix:` address; its
+    /// socket is left as it is.
+    #[error("cannot bind unix:{}: another server is listening on {}", .0.display(), .0.display())]
+    UnixPathInUse(PathBuf),
     /// Connecting to a server failed.
     #[error("cannot connect to {address}: {source}")]
     Connect {

@@ -18,6 +18,7 @@
 //!   [`wire::cbor`], the only code that touches the CBOR crates);
 //!   [`schema`] (the traced types of methods and events); [`address`]
 //!   (`tcp:HOST:PORT`, `unix:PATH`); [`Error`], what fails outside a call;
+//!   [`Peer`], who is on the other end of a connection;
 //! - middle: [`registry`] (the table of methods `#[remote]` fills through
 //!   `inventory`); [`Context`], the values handlers borrow; [`events`]
 //!   (`#[event]` types, the [`Hub`](events::Hub) that fires them to
@@ -102,6 +103,7 @@ mod error;
 pub mod events;
 #[doc(hidden)]
 pub mod handler;
+mod peer;
 pub mod registry;
 pub mod schema;
 #[cfg(feature = "server")]
@@ -118,6 +120,7 @@ pub use client::CallError;
 pub use client::Client;
 pub use context::Context;
 pub use error::Error;
+pub use peer::Peer;
 /// Declares an event payload type and its wire name; see [`events`].
 pub use rpc_macros::event;
 /// Marks an `async fn` as callable remotely; see the crate docs.

@@ -11,5 +11,5 @@ pub use crate::events::{Event, EventDef};
 pub use crate::handler::{
     decode_args, encode_ok, encode_result, missing_context, PlainReturn, RemoteResult, ReturnProbe,
 };
-pub use crate::registry::{Borrow, Call, Method};
+pub use crate::registry::{Borrow, Call, Method, Scope};
 pub use crate::schema::{PayloadProbe, Shape, TracedPayload, Types, UntracedPayload};

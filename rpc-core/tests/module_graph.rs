@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The layers, bottom first: a module may use its own layer and those below.
 const LAYERS: [&[&str]; 3] = [
-    &["address", "error", "schema", "wire"],
+    &["address", "error", "peer", "schema", "wire"],
     &["context", "events", "handler", "registry"],
     &["__private", "builtins", "cddl", "client", "server"],
 ];
@@ -129,6 +129,7 @@ fn crate_paths(code: &str) -> BTreeSet<String> {
             "Error" => "error".to_owned(),
             "Address" => "address".to_owned(),
             "Context" => "context".to_owned(),
+            "Peer" => "peer".to_owned(),
             "CallError" | "Client" => "client".to_owned(),
             "Server" => "server".to_owned(),
             _ => name,

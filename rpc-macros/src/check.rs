@@ -18,11 +18,9 @@ pub(crate) fn remote(cx: &Ctxt, remote: &Remote<'_>) {
         wire_name(cx, lit, "method");
     }
     no_impl_trait_parameters(cx, sig);
-    let mut contexts = 0;
     for param in &remote.params {
         if let Param::Context(reference) = param {
-            contexts += 1;
-            context_parameter(cx, reference, contexts);
+            context_parameter(cx, reference);
         }
     }
 }
@@ -109,8 +107,8 @@ fn no_impl_trait_parameters(cx: &Ctxt, sig: &Signature) {
     }
 }
 
-/// A `&T` parameter is the context: shared, sized, and only one.
-fn context_parameter(cx: &Ctxt, reference: &TypeReference, nth: usize) {
+/// A `&T` parameter is a context: shared and sized.
+fn context_parameter(cx: &Ctxt, reference: &TypeReference) {
     if reference.mutability.is_some() {
         cx.error_spanned_by(
             reference,
@@ -124,11 +122,6 @@ fn context_parameter(cx: &Ctxt, reference: &TypeReference, nth: usize) {
                  server holds (`Context::with`), lent to each call, so `T` must be a sized \
                  `Send + Sync + 'static` type; a payload parameter is owned: take {owned}"
             ),
-        );
-    } else if nth > 1 {
-        cx.error_spanned_by(
-            reference,
-            "`#[remote]` functions take at most one context parameter `&T`",
         );
     }
 }

@@ -31,8 +31,10 @@ mod expand;
 ///
 /// - `#[remote]` registers the function under its own name;
 ///   `#[remote(name = "wire.name")]` chooses another.
-/// - A parameter of type `&T` is the function's context: the server passes
-///   the `T` it holds. Every other parameter is a payload key.
+/// - A parameter of type `&T` is a context: the server passes the `T` it
+///   holds (`Context::with`); a function may take several. `&rpc_core::Peer`
+///   is the caller, which every call has (no context needed). Every other
+///   parameter is a payload key.
 /// - The return type is any `Serialize` value, or a `Result<T, E>` whose
 ///   error's `Display` text becomes a status 1 reply byte for byte. Which
 ///   one is decided by the trait system, so an alias of `Result` is a

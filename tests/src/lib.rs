@@ -167,14 +167,35 @@ impl ServerProcess {
         Self::start_in(program, &address, Some(dir), &[])
     }
 
+    /// [`serve_host`] `ADDRESS` under the file mode mask `umask` (`"022"`,
+    /// set by `sh` before it execs the server), with extra environment
+    /// variables.
+    #[cfg(unix)]
+    pub fn start_with_umask(address: &str, umask: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("sh");
+        command.args(["-c", "umask \"$0\" && exec \"$1\" \"$2\"", umask]);
+        command.arg(serve_host()).arg(address);
+        Self::start_command(command, None, env)
+    }
+
     fn start_in(
         program: &Path,
         address: &str,
         dir: Option<tempfile::TempDir>,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = Command::new(program)
-            .arg(address)
+        let mut command = Command::new(program);
+        command.arg(address);
+        Self::start_command(command, dir, env)
+    }
+
+    fn start_command(
+        mut command: Command,
+        dir: Option<tempfile::TempDir>,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let program = PathBuf::from(command.get_program());
+        let mut child = command
             .env("RUST_LOG", "rpc_core=debug")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -227,6 +248,36 @@ impl ServerProcess {
                 }
             }
         }
+    }
+
+    /// Every log line (stderr) up to and including the first that contains
+    /// every one of `needles`.
+    pub fn log_lines_until(&self, needles: &[&str]) -> Vec<String> {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = Vec::new();
+        loop {
+            match self
+                .logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    let done = needles.iter().all(|n| line.contains(n));
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("no log line with {needles:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("server exited before logging {needles:?}")
+                }
+            }
+        }
+    }
+
+    /// The log lines (stderr) that arrived since the last look, without waiting.
+    pub fn new_log_lines(&self) -> Vec<String> {
+        drain(&self.logs)
     }
 
     /// The server's process id.

@@ -147,14 +147,19 @@ fn the_c_host_reports_bad_input_on_one_line() {
     let odd = dir.path().join("two\nlines");
     std::fs::create_dir(&odd).expect("create dir");
     let out = host.run(&[format!("unix:{}", odd.display()).as_ref()]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "what is at the path is the caller's"
+    );
     let stderr = text(&out.stderr);
     assert!(
         stderr.starts_with("my_timer_serve: cannot bind unix:")
-            && stderr.contains("two lines: the path is a directory")
+            && stderr.contains("two lines: a directory is there, not a stale socket")
             && stderr.lines().count() == 1,
         "{stderr:?}"
     );
+    assert!(odd.is_dir());
 }
 
 #[test]

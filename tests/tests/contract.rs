@@ -549,38 +549,8 @@ fn a_half_closed_client_still_gets_its_replies() {
     conn.expect_closed();
 }
 
-#[cfg(unix)]
-#[test]
-fn a_stale_unix_socket_file_is_replaced_and_a_directory_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("stale.sock");
-    std::fs::write(&path, b"left over").unwrap();
-    let address = format!("unix:{}", path.display());
-    let server = ServerProcess::start(&address);
-    assert_eq!(
-        server.connect().call("version", &map([])),
-        Ok("nim-timer v0.1.0".into())
-    );
-    drop(server);
-
-    // A socket file left by a killed server.
-    assert!(path.exists(), "SIGKILL leaves the socket file behind");
-    let server = ServerProcess::start(&address);
-    assert_eq!(
-        server.connect().call("version", &map([])),
-        Ok("nim-timer v0.1.0".into())
-    );
-    assert!(server.terminate().success());
-    assert!(!path.exists(), "a graceful stop removes the socket file");
-
-    let (status, _, stderr) = tests::run(
-        &tests::binary("serve_host"),
-        &[&format!("unix:{}", dir.path().display())],
-    );
-    assert_eq!(status.code(), Some(1));
-    assert!(stderr.contains("is a directory"), "{stderr}");
-    assert!(dir.path().is_dir());
-}
+// What is at a unix path before binding (a stale socket, a regular file, a
+// symlink, a live server) and the socket file's mode: `unix_socket.rs`.
 
 #[cfg(unix)]
 #[test]

@@ -250,7 +250,7 @@ async fn the_typed_client_multiplexes_unless_told_not_to() {
     let server = ServerProcess::tcp();
     let address: rpc_core::Address = server.address.parse().unwrap();
     let client = Client::connect_to(&address).await.unwrap();
-    assert!(client.is_multiplexed());
+    assert!(client.multiplexed().await);
     let slow = tokio::spawn({
         let client = client.clone();
         async move {
@@ -270,6 +270,6 @@ async fn the_typed_client_multiplexes_unless_told_not_to() {
     let base = Client::connect_with_protocol(&address, Protocol::Base)
         .await
         .unwrap();
-    assert!(!base.is_multiplexed());
+    assert!(!base.multiplexed().await);
     assert_eq!(base.version().await.unwrap(), "nim-timer v0.1.0");
 }

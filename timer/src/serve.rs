@@ -39,7 +39,7 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = Bound::bind(&address).await?;
+        let listener = Bound::bind_with(&address, server.config()).await?;
         // Before announcing the address: a SIGTERM sent as soon as a client
         // reads that line must already find the handler.
         let shutdown = shutdown_signal();
@@ -56,8 +56,10 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
 /// blocks until SIGTERM or Ctrl-C stops it.
 ///
 /// Returns 0 after a graceful stop; 2 for a null, non-UTF-8 or malformed
-/// address (or a unix one where there are no unix sockets) or an invalid
-/// `RPC_*` limit; 1 when serving fails (the address cannot be bound, say).
+/// address (or a unix one where there are no unix sockets, or whose path
+/// holds something other than a socket: a regular file, a symbolic link, a
+/// directory) or an invalid `RPC_*` limit; 1 when serving fails (the address
+/// cannot be bound, another server listens on the unix path, say).
 /// Every failure prints one line `my_timer_serve: ...` on stderr. A panic
 /// never crosses this boundary.
 ///
@@ -100,6 +102,7 @@ fn exit_code(error: &rpc_core::Error) -> c_int {
     match error {
         rpc_core::Error::InvalidAddress { .. }
         | rpc_core::Error::UnixUnsupported(_)
+        | rpc_core::Error::UnixPathTaken { .. }
         | rpc_core::Error::InvalidConfig { .. } => 2,
         _ => 1,
     }

@@ -7,10 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::context::Context;
 use crate::events::{EventTable, Hub};
 use crate::handler::{decode_args, encode_ok};
-use crate::registry::{Call, Method, Registry};
+use crate::registry::{Call, Method, Registry, Scope};
 use crate::schema::{Shape, Types};
 use crate::wire::{Reply, CANCEL, DESCRIBE, HELLO, SUBSCRIBE, UNSUBSCRIBE};
 
@@ -107,7 +106,7 @@ fn described(registry: &Registry) -> Vec<Described> {
 }
 
 /// The registry `rpc.describe` describes, as the server puts it in the
-/// [`Context`] of its methods. Without it (a handler called outside a
+/// [`Context`](crate::Context) of its methods. Without it (a handler called outside a
 /// server), `rpc.describe` describes [`Registry::global`].
 #[derive(Debug, Clone, Copy)]
 pub struct ServedRegistry(pub &'static Registry);
@@ -116,7 +115,8 @@ pub struct ServedRegistry(pub &'static Registry);
 #[derive(Deserialize)]
 struct DescribeArgs {}
 
-fn rpc_describe(ctx: &Context, payload: &[u8]) -> Call {
+fn rpc_describe(scope: &Scope<'_>, payload: &[u8]) -> Call {
+    let ctx = scope.context();
     if let Err(reply) = decode_args::<DescribeArgs>(DESCRIBE, payload) {
         return Call::Ready(reply);
     }
@@ -147,7 +147,7 @@ inventory::submit! {
         path: "rpc_core::builtins::describe::rpc_describe",
         handler: rpc_describe,
         types: Types::of::<DescribeArgs, Description>,
-        borrows: None,
+        borrows: &[],
     }
 }
 

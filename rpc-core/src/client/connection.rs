@@ -1,8 +1,9 @@
 //! `Client`: a pipelined TCP or unix connection shared by any number of
-//! tasks (feature `client`). On connect it asks for the multiplexing
-//! extension (`rpc.hello`): replies then come as calls finish, each call's
-//! timeout goes to the server as its deadline, and a call given up is
-//! cancelled there; a server without it keeps the base, in-order protocol.
+//! tasks (feature `client`). Its first request asks for the multiplexing
+//! extension (`rpc.hello`); calls made meanwhile wait in the queue. Replies
+//! then come as calls finish, each call's timeout goes to the server as its
+//! deadline, and a call given up is cancelled there; with a server without
+//! the extension the connection keeps the base, in-order protocol.
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
@@ -16,8 +17,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
@@ -77,8 +78,16 @@ pub enum Protocol {
     Base,
 }
 
-/// How long connecting waits for the answer to `rpc.hello`.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where a connection stands with the multiplexing extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `rpc.hello` is written and not answered: requests wait.
+    Negotiating,
+    /// Replies in request order.
+    Base,
+    /// Replies by id.
+    Multiplexed,
+}
 
 /// Where the reader sends each event: the subscriptions of its name.
 #[derive(Default)]
@@ -130,8 +139,9 @@ pub struct Client {
     requests: mpsc::Sender<Outgoing>,
     routes: SharedRoutes,
     timeout: Duration,
-    /// `Some` (the next call id) on a multiplexed connection.
-    ids: Option<Arc<AtomicU32>>,
+    /// The next call id (used once multiplexed).
+    ids: Arc<AtomicU32>,
+    mode: watch::Receiver<Mode>,
 }
 
 impl Client {
@@ -143,7 +153,8 @@ impl Client {
 
     /// Connects to `address`, with `TCP_NODELAY` on TCP (small requests
     /// would otherwise wait for the delayed ACK), multiplexed when the
-    /// server offers it.
+    /// server offers it. Returns once connected: the answer to `rpc.hello`
+    /// arrives later, and calls wait for it.
     pub async fn connect_to(address: &Address) -> Result<Client, Error> {
         Self::connect_with_protocol(address, Protocol::Negotiate).await
     }
@@ -166,7 +177,7 @@ impl Client {
                     .map_err(connect_err)?;
                 stream.set_nodelay(true).map_err(connect_err)?;
                 let (read, write) = stream.into_split();
-                Self::open(read, write, protocol).await.map_err(connect_err)
+                Ok(Self::from_halves(read, write, protocol))
             }
             #[cfg(unix)]
             Address::Unix(path) => {
@@ -174,7 +185,7 @@ impl Client {
                     .await
                     .map_err(connect_err)?;
                 let (read, write) = stream.into_split();
-                Self::open(read, write, protocol).await.map_err(connect_err)
+                Ok(Self::from_halves(read, write, protocol))
             }
             #[cfg(not(unix))]
             Address::Unix(_) => Err(Error::UnixUnsupported(address.to_string())),
@@ -188,43 +199,19 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        let (read, write) = tokio::io::split(io);
-        Self::from_halves(read, write, false)
+        Self::from_io_with_protocol(io, Protocol::Base)
     }
 
-    /// A client over any byte stream, speaking `protocol` (negotiated
-    /// before this returns).
-    pub async fn from_io_with_protocol<S>(io: S, protocol: Protocol) -> std::io::Result<Client>
+    /// A client over any byte stream, speaking `protocol`.
+    pub fn from_io_with_protocol<S>(io: S, protocol: Protocol) -> Client
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(io);
-        Self::open(read, write, protocol).await
+        Self::from_halves(read, write, protocol)
     }
 
-    /// Negotiates `protocol` on a fresh connection, then starts its tasks.
-    async fn open<R, W>(mut read: R, mut write: W, protocol: Protocol) -> std::io::Result<Client>
-    where
-        R: AsyncRead + Send + Unpin + 'static,
-        W: AsyncWrite + Send + Unpin + 'static,
-    {
-        let multiplexed = match protocol {
-            Protocol::Base => false,
-            Protocol::Negotiate => {
-                tokio::time::timeout(HELLO_TIMEOUT, hello(&mut read, &mut write))
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no answer to {HELLO} within {HELLO_TIMEOUT:?}"),
-                        )
-                    })??
-            }
-        };
-        Ok(Self::from_halves(read, write, multiplexed))
-    }
-
-    fn from_halves<R, W>(read: R, write: W, multiplexed: bool) -> Client
+    fn from_halves<R, W>(read: R, write: W, protocol: Protocol) -> Client
     where
         R: AsyncRead + Send + Unpin + 'static,
         W: AsyncWrite + Send + Unpin + 'static,
@@ -233,31 +220,46 @@ impl Client {
         let pending = SharedPending::default();
         let routes = SharedRoutes::default();
         let dead = CancellationToken::new();
+        let (mode_tx, mode) = watch::channel(match protocol {
+            Protocol::Negotiate => Mode::Negotiating,
+            Protocol::Base => Mode::Base,
+        });
         tokio::spawn(write_requests(
             write,
             queue,
             Arc::clone(&pending),
             dead.clone(),
-            multiplexed,
+            mode.clone(),
         ));
         tokio::spawn(read_replies(
             read,
             pending,
             Arc::clone(&routes),
             dead,
-            multiplexed,
+            mode_tx,
         ));
         Client {
             requests,
             routes,
             timeout: DEFAULT_TIMEOUT,
-            ids: multiplexed.then(|| Arc::new(AtomicU32::new(1))),
+            ids: Arc::new(AtomicU32::new(1)),
+            mode,
         }
     }
 
-    /// Whether the connection is multiplexed: replies come as calls finish.
+    /// Whether the connection is multiplexed (replies come as calls
+    /// finish), as far as known now: false until the server has answered
+    /// `rpc.hello`; [`multiplexed`](Self::multiplexed) waits for it.
     pub fn is_multiplexed(&self) -> bool {
-        self.ids.is_some()
+        *self.mode.borrow() == Mode::Multiplexed
+    }
+
+    /// Whether the connection is multiplexed, once the server has answered
+    /// `rpc.hello` (false for a connection that dies first).
+    pub async fn multiplexed(&self) -> bool {
+        let mut mode = self.mode.clone();
+        let known = mode.wait_for(|mode| *mode != Mode::Negotiating).await;
+        known.is_ok_and(|mode| *mode == Mode::Multiplexed)
     }
 
     /// This handle with another per-call timeout; other clones keep theirs.
@@ -326,16 +328,13 @@ impl Client {
             .await
     }
 
-    /// The next call id of a multiplexed connection (never 0).
+    /// The next call id (never 0, which event frames carry).
     fn next_id(&self) -> u32 {
-        match &self.ids {
-            Some(ids) => loop {
-                let id = ids.fetch_add(1, Ordering::Relaxed);
-                if id != EVENT_ID {
-                    break id;
-                }
-            },
-            None => 0,
+        loop {
+            let id = self.ids.fetch_add(1, Ordering::Relaxed);
+            if id != EVENT_ID {
+                break id;
+            }
         }
     }
 
@@ -360,9 +359,7 @@ impl Client {
                 .send(request)
                 .await
                 .map_err(|_| CallError::Closed)?;
-            if self.ids.is_some() {
-                cancel.id = Some(id);
-            }
+            cancel.id = Some(id);
             // A sender dropped unanswered means the connection's tasks ended.
             let result = replied.await.unwrap_or(Err(CallError::Closed));
             cancel.id = None;
@@ -371,7 +368,7 @@ impl Client {
         match tokio::time::timeout(self.timeout, call).await {
             // The server's side of the same deadline, when it fires first.
             Ok(Err(CallError::Status(text)))
-                if self.ids.is_some() && is_deadline_text(&text, &method) =>
+                if self.is_multiplexed() && is_deadline_text(&text, &method) =>
             {
                 Err(CallError::Timeout(self.timeout))
             }
@@ -395,7 +392,10 @@ struct CancelOnDrop<'a> {
 
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
-        let Some(id) = self.id else { return };
+        // A base connection has no ids to cancel.
+        let Some(id) = self.id.filter(|_| self.client.is_multiplexed()) else {
+            return;
+        };
         let payload = std::collections::BTreeMap::from([("id", id)]);
         let Ok(payload) = super::encode_args(CANCEL, &payload) else {
             return;
@@ -430,9 +430,27 @@ async fn write_requests<W: AsyncWrite + Unpin>(
     mut queue: mpsc::Receiver<Outgoing>,
     pending: SharedPending,
     dead: CancellationToken,
-    multiplexed: bool,
+    mut mode: watch::Receiver<Mode>,
 ) {
     let mut buf = BytesMut::new();
+    // Negotiating: rpc.hello first, then nothing until its answer.
+    if *mode.borrow() == Mode::Negotiating {
+        encode_request(HELLO.as_bytes(), HELLO_PAYLOAD, &mut buf);
+        let written = tokio::select! {
+            _ = dead.cancelled() => Ok(()),
+            written = io.write_all(&buf) => written,
+        };
+        buf.clear();
+        if let Err(e) = written {
+            debug!(error = %e, "client: write failed");
+            dead.cancel();
+        }
+        tokio::select! {
+            _ = dead.cancelled() => {}
+            _ = mode.wait_for(|mode| *mode != Mode::Negotiating) => {}
+        }
+    }
+    let multiplexed = *mode.borrow() == Mode::Multiplexed;
     'connection: loop {
         let first = tokio::select! {
             _ = dead.cancelled() => break,
@@ -514,10 +532,32 @@ async fn read_replies<R: AsyncRead + Unpin>(
     pending: SharedPending,
     routes: SharedRoutes,
     dead: CancellationToken,
-    multiplexed: bool,
+    mode: watch::Sender<Mode>,
 ) {
-    if multiplexed {
-        let mut frames = FramedRead::new(io, MuxResponseCodec::default());
+    let mut frames = FramedRead::new(io, ResponseCodec::default());
+    let mut multiplexed = false;
+    let mut open = true;
+    if *mode.borrow() == Mode::Negotiating {
+        // The first reply answers rpc.hello (status 1 from a server
+        // without the extension); requests wait until it is known.
+        let frame = tokio::select! {
+            _ = dead.cancelled() => None,
+            frame = frames.next() => frame,
+        };
+        match usable(frame) {
+            Some(response) => multiplexed = enables_multiplex(&response),
+            None => open = false,
+        }
+        let _ = mode.send(if multiplexed {
+            Mode::Multiplexed
+        } else {
+            Mode::Base
+        });
+    }
+    if !open {
+        // The connection died while negotiating.
+    } else if multiplexed {
+        let mut frames = frames.map_decoder(|_| MuxResponseCodec::default());
         loop {
             let frame = tokio::select! {
                 _ = dead.cancelled() => break,
@@ -536,7 +576,6 @@ async fn read_replies<R: AsyncRead + Unpin>(
             }
         }
     } else {
-        let mut frames = FramedRead::new(io, ResponseCodec::default());
         loop {
             let frame = tokio::select! {
                 _ = dead.cancelled() => break,
@@ -598,43 +637,19 @@ fn outcome(status: i32, body: Bytes) -> Result<Bytes, CallError> {
     }
 }
 
-/// Asks for multiplexing on a fresh connection: whether the server enabled
-/// it. A server without the extension answers status 1 (unknown method).
-async fn hello<R, W>(read: &mut R, write: &mut W) -> std::io::Result<bool>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    #[derive(serde::Serialize, serde::Deserialize)]
+/// The payload of the `rpc.hello` a negotiating client sends first:
+/// `{"features": ["multiplex"]}`.
+const HELLO_PAYLOAD: &[u8] = b"\xa1\x68features\x81\x69multiplex";
+
+/// Whether the answer to `rpc.hello` enables multiplexing.
+fn enables_multiplex(response: &crate::wire::Response) -> bool {
+    #[derive(serde::Deserialize)]
     struct Features {
         features: Vec<String>,
     }
-    let asked = Features {
-        features: vec![MULTIPLEX.to_owned()],
-    };
-    let payload = crate::wire::cbor::to_vec(&asked)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-    let mut buf = BytesMut::new();
-    encode_request(HELLO.as_bytes(), &payload, &mut buf);
-    write.write_all(&buf).await?;
-    let mut head = [0u8; 8];
-    read.read_exact(&mut head).await?;
-    let status = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    let len = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
-    // A server answers rpc.hello with a few bytes; more is not a server of ours.
-    if len > 64 * 1024 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("the reply to {HELLO} announces {len} bytes"),
-        ));
-    }
-    let mut body = vec![0; len];
-    read.read_exact(&mut body).await?;
-    if status != STATUS_OK {
-        return Ok(false);
-    }
-    Ok(crate::wire::cbor::from_slice::<Features>(&body)
-        .is_ok_and(|enabled| enabled.features.iter().any(|f| f == MULTIPLEX)))
+    response.status == STATUS_OK
+        && crate::wire::cbor::from_slice::<Features>(&response.body)
+            .is_ok_and(|enabled| enabled.features.iter().any(|f| f == MULTIPLEX))
 }
 
 /// Hands an event's envelope to every subscription of its name; one
@@ -774,7 +789,7 @@ mod tests {
 
     use bytes::BytesMut;
     use futures_util::StreamExt;
-    use tokio::io::{AsyncWriteExt, DuplexStream};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
     use tokio_util::codec::FramedRead;
 
     use super::*;
@@ -919,7 +934,7 @@ mod tests {
     ) {
         let (client, server) = tokio::io::duplex(64 * 1024);
         let (mut read, mut write) = tokio::io::split(server);
-        let connecting = tokio::spawn(Client::from_io_with_protocol(client, Protocol::Negotiate));
+        let client = Client::from_io_with_protocol(client, Protocol::Negotiate);
         let mut requests = FramedRead::new(&mut read, RequestCodec::default());
         let hello = requests.next().await.unwrap().unwrap();
         assert_eq!(&hello.method[..], HELLO.as_bytes());
@@ -927,7 +942,7 @@ mod tests {
         assert!(requests.read_buffer().is_empty());
         drop(requests);
         reply(&mut write, status, body).await;
-        (connecting.await.unwrap().unwrap(), read, write)
+        (client, read, write)
     }
 
     /// Reads one multiplexed request: id, timeout, method, payload.
@@ -951,7 +966,7 @@ mod tests {
     #[tokio::test]
     async fn a_server_without_the_extension_keeps_the_base_protocol() {
         let (client, read, mut write) = negotiated(1, b"unknown method: rpc.hello").await;
-        assert!(!client.is_multiplexed());
+        assert!(!client.multiplexed().await);
         let mut requests = FramedRead::new(read, RequestCodec::default());
         let call = tokio::spawn({
             let client = client.clone();
@@ -967,7 +982,7 @@ mod tests {
     async fn multiplexed_replies_are_matched_by_id_in_any_order() {
         let (client, mut read, mut write) =
             negotiated(0, b"\xa1\x68features\x81\x69multiplex").await;
-        assert!(client.is_multiplexed());
+        assert!(client.multiplexed().await);
         let first = tokio::spawn({
             let client = client.clone();
             async move { client.call("a", vec![1]).await }
@@ -993,8 +1008,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_call_made_while_negotiating_waits_and_goes_out_multiplexed() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let (mut read, mut write) = tokio::io::split(server);
+        let client = Client::from_io_with_protocol(client, Protocol::Negotiate);
+        let call = tokio::spawn({
+            let client = client.clone();
+            async move { client.call("early", vec![]).await }
+        });
+        let mut requests = FramedRead::new(&mut read, RequestCodec::default());
+        let hello = requests.next().await.unwrap().unwrap();
+        assert_eq!(&hello.method[..], HELLO.as_bytes());
+        // Nothing else is written before the answer.
+        assert!(requests.read_buffer().is_empty());
+        drop(requests);
+        reply(&mut write, 0, HELLO_PAYLOAD).await;
+        let (id, _, method, _) = mux_request(&mut read).await;
+        assert_eq!(method, b"early");
+        let mut buf = BytesMut::new();
+        encode_mux_response(id, 0, &[9], &mut buf);
+        write.write_all(&buf).await.unwrap();
+        assert_eq!(&call.await.unwrap().unwrap()[..], &[9]);
+        assert!(client.is_multiplexed());
+    }
+
+    #[tokio::test]
     async fn a_call_given_up_is_cancelled_on_the_server() {
         let (client, mut read, _write) = negotiated(0, b"\xa1\x68features\x81\x69multiplex").await;
+        assert!(client.multiplexed().await);
         let impatient = client.with_timeout(Duration::from_millis(50));
         let call = tokio::spawn(async move { impatient.call("slow", vec![]).await });
         let (id, timeout, _, _) = mux_request(&mut read).await;

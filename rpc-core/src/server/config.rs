@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::listener::DEFAULT_UNIX_MODE;
 use crate::events;
 use crate::wire::DEFAULT_MAX_FRAME;
 use crate::Error;
@@ -41,6 +42,10 @@ pub struct Config {
     /// that connection are dropped and counted (`PROTOCOL.md`).
     /// Default [`events::DEFAULT_REMOTE_QUEUE`] (256).
     pub max_event_queue: usize,
+    /// Permission bits of a unix socket file. The file is created owner-only
+    /// (0600) whatever the umask, then set to this; 0660 lets the owner's
+    /// group connect too. Default [`DEFAULT_UNIX_MODE`] (0600).
+    pub unix_mode: u32,
 }
 
 impl Default for Config {
@@ -54,6 +59,7 @@ impl Default for Config {
             idle_timeout: None,
             drain_timeout: Duration::from_secs(30),
             max_event_queue: events::DEFAULT_REMOTE_QUEUE,
+            unix_mode: DEFAULT_UNIX_MODE,
         }
     }
 }
@@ -100,6 +106,11 @@ impl Config {
         self.max_event_queue = events;
         self
     }
+    /// Sets [`Config::unix_mode`] (permission bits, `0o660` say).
+    pub fn unix_mode(mut self, mode: u32) -> Self {
+        self.unix_mode = mode;
+        self
+    }
 }
 
 /// One `RPC_*` variable: its name, the type of its value, its default and
@@ -117,8 +128,27 @@ pub struct EnvVar {
     pub meaning: &'static str,
     /// The smallest value accepted.
     min: u64,
+    /// The largest value accepted.
+    max: u64,
+    /// 10, or 8 for a file mode (written `0660`).
+    radix: u32,
     /// Stores a parsed value into the config.
     apply: fn(&mut Config, u64),
+}
+
+impl EnvVar {
+    /// The default as the variable is written: decimal, or octal with a
+    /// leading 0 for a mode.
+    pub fn default_text(&self) -> String {
+        self.format(self.default)
+    }
+
+    fn format(&self, n: u64) -> String {
+        match self.radix {
+            8 => format!("{n:04o}"),
+            _ => n.to_string(),
+        }
+    }
 }
 
 fn size(n: u64) -> usize {
@@ -126,13 +156,15 @@ fn size(n: u64) -> usize {
 }
 
 /// Every variable [`Config::from_env`] reads, in the order they are listed.
-pub const ENV_VARS: [EnvVar; 8] = [
+pub const ENV_VARS: [EnvVar; 9] = [
     EnvVar {
         name: "RPC_MAX_FRAME",
         kind: "bytes",
         default: DEFAULT_MAX_FRAME as u64,
         meaning: "largest request (method name plus payload); a larger header closes the connection after the replies owed",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_frame = size(n),
     },
     EnvVar {
@@ -141,6 +173,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 128,
         meaning: "requests of one connection running at once; at the bound the server stops reading from it",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_in_flight = size(n),
     },
     EnvVar {
@@ -149,6 +183,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 16 * 1024 * 1024,
         meaning: "payload bytes of one connection's running requests; at the bound the server stops reading from it (a lone larger request still runs)",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_in_flight_bytes = size(n),
     },
     EnvVar {
@@ -157,6 +193,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 1024 * 1024,
         meaning: "unsent reply bytes of one connection; above it the server stops reading from a client that does not read",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_write_backlog = size(n),
     },
     EnvVar {
@@ -165,6 +203,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 16384,
         meaning: "connections served at once; more wait in the accept backlog",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_connections = size(n),
     },
     EnvVar {
@@ -173,6 +213,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 0,
         meaning: "close a connection that sends nothing and awaits nothing after this long; 0 is never",
         min: 0,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, ms| c.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
     },
     EnvVar {
@@ -181,6 +223,8 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: 30_000,
         meaning: "how long a shutdown (SIGTERM) waits for the replies owed",
         min: 0,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, ms| c.drain_timeout = Duration::from_millis(ms),
     },
     EnvVar {
@@ -189,7 +233,19 @@ pub const ENV_VARS: [EnvVar; 8] = [
         default: events::DEFAULT_REMOTE_QUEUE as u64,
         meaning: "events waiting for one subscribed connection; beyond it they are dropped for that connection and counted",
         min: 1,
+        max: u64::MAX,
+        radix: 10,
         apply: |c, n| c.max_event_queue = size(n),
+    },
+    EnvVar {
+        name: "RPC_UNIX_MODE",
+        kind: "octal mode",
+        default: DEFAULT_UNIX_MODE as u64,
+        meaning: "permission bits of a unix socket file (created owner-only whatever the umask, then set to this); 0660 lets the group connect",
+        min: 0,
+        max: 0o777,
+        radix: 8,
+        apply: |c, mode| c.unix_mode = mode as u32,
     },
 ];
 
@@ -200,7 +256,10 @@ pub fn env_markdown() -> String {
     for var in &ENV_VARS {
         out.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
-            var.name, var.kind, var.default, var.meaning
+            var.name,
+            var.kind,
+            var.default_text(),
+            var.meaning
         ));
     }
     out
@@ -214,7 +273,10 @@ pub fn env_help() -> String {
     for var in &ENV_VARS {
         out.push_str(&format!(
             "  {:width$}  {} ({}, default {})\n",
-            var.name, var.meaning, var.kind, var.default
+            var.name,
+            var.meaning,
+            var.kind,
+            var.default_text()
         ));
     }
     out
@@ -253,12 +315,19 @@ impl Config {
                 value: value.clone(),
                 reason,
             };
-            let n: u64 = value
-                .trim()
-                .parse()
-                .map_err(|_| invalid("expected a whole number"))?;
+            let n = match spec.radix {
+                8 => u64::from_str_radix(value.trim(), 8)
+                    .map_err(|_| invalid("expected an octal mode such as 0660"))?,
+                _ => value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid("expected a whole number"))?,
+            };
             if n < spec.min {
                 return Err(invalid("must be at least 1"));
+            }
+            if n > spec.max {
+                return Err(invalid("must be at most 0777"));
             }
             (spec.apply)(&mut config, n);
         }
@@ -298,6 +367,7 @@ mod tests {
             ("RPC_IDLE_TIMEOUT_MS", "1500"),
             ("RPC_DRAIN_TIMEOUT_MS", "0"),
             ("RPC_MAX_EVENT_QUEUE", "8"),
+            ("RPC_UNIX_MODE", "0660"),
         ])
         .unwrap();
         assert_eq!(config.max_frame, 1024);
@@ -308,6 +378,7 @@ mod tests {
         assert_eq!(config.idle_timeout, Some(Duration::from_millis(1500)));
         assert_eq!(config.drain_timeout, Duration::ZERO);
         assert_eq!(config.max_event_queue, 8);
+        assert_eq!(config.unix_mode, 0o660);
         let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
         assert_eq!(off.idle_timeout, None);
     }
@@ -316,7 +387,7 @@ mod tests {
     fn the_table_defaults_are_the_config_defaults() {
         let defaults: Vec<(&str, String)> = ENV_VARS
             .iter()
-            .map(|v| (v.name, v.default.to_string()))
+            .map(|v| (v.name, v.default_text()))
             .collect();
         let from_table = Config::from_vars(|name| {
             defaults
@@ -331,7 +402,7 @@ mod tests {
         );
         // Every variable sets something: a value unlike its default shows.
         for var in &ENV_VARS {
-            let other = (var.default + 7).to_string();
+            let other = var.format(var.default + 7);
             let set = with(&[(var.name, &other)]).unwrap();
             assert_ne!(
                 format!("{set:?}"),
@@ -355,5 +426,15 @@ mod tests {
             r#"invalid RPC_MAX_IN_FLIGHT="0": must be at least 1"#
         );
         assert!(with(&[("RPC_MAX_FRAME", "-1")]).is_err());
+        let err = with(&[("RPC_UNIX_MODE", "0968")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_UNIX_MODE="0968": expected an octal mode such as 0660"#
+        );
+        let err = with(&[("RPC_UNIX_MODE", "4755")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"invalid RPC_UNIX_MODE="4755": must be at most 0777"#
+        );
     }
 }

@@ -22,12 +22,14 @@ use tracing::{debug, warn};
 use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
 use super::mux::Multiplexed;
+use super::rate_limit::{self, PROTOCOL_ERRORS};
 use super::Shared;
 use crate::builtins;
 use crate::builtins::multiplex;
 use crate::events::Subscriber;
-use crate::registry::Call;
+use crate::registry::{Call, LoggedName, Scope};
 use crate::wire::{encode_mux_response, encode_response, Reply, RequestCodec, CANCEL, HELLO};
+use crate::Peer;
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
@@ -52,6 +54,8 @@ enum Reading {
 pub(super) struct Connection<IO> {
     id: u64,
     io: IO,
+    /// The caller, lent to each call's `&Peer` parameters.
+    peer: Arc<Peer>,
     shared: Arc<Shared>,
     codec: RequestCodec,
     rbuf: BytesMut,
@@ -78,11 +82,17 @@ pub(super) struct Connection<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
-    pub(super) fn new(io: IO, shared: Arc<Shared>, stop: CancellationToken) -> Self {
+    pub(super) fn new(
+        io: IO,
+        peer: Arc<Peer>,
+        shared: Arc<Shared>,
+        stop: CancellationToken,
+    ) -> Self {
         let config = &shared.config;
         Connection {
             id: NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed),
             io,
+            peer,
             codec: RequestCodec::new(config.max_frame),
             rbuf: BytesMut::new(),
             wbuf: BytesMut::new(),
@@ -233,7 +243,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 // (which frees a large one) when the next read finds nothing.
                 Ok(None) => {}
                 Err(e) => {
-                    warn!(conn = self.id, error = %e, "closing connection");
+                    if rate_limit::allow(&PROTOCOL_ERRORS, "protocol errors") {
+                        warn!(conn = self.id, error = %e, "closing connection");
+                    } else {
+                        debug!(conn = self.id, error = %e, "closing connection");
+                    }
                     self.reading = Reading::Done;
                     self.linger = true;
                     break;
@@ -463,13 +477,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             Some((method, reply)) => (method, Call::Ready(reply)),
             None => {
                 let shared = &self.shared;
-                let (method, call) = shared.registry.call(&shared.context, name, payload);
+                let scope = Scope::new(&shared.context, &self.peer);
+                let (method, call) = shared.registry.call_from(&scope, name, payload);
                 (method.map_or("", |m| m.name), call)
             }
         };
         let span = tracing::debug_span!(
             "request",
-            method = %String::from_utf8_lossy(name),
+            method = %LoggedName(name),
             conn = self.id,
             status = tracing::field::Empty,
             micros = tracing::field::Empty,
@@ -534,15 +549,15 @@ mod tests {
             .expect("the test context holds a Probe")
     }
 
-    fn fast(context: &Context, payload: &[u8]) -> Call {
-        let probe = probe(context);
+    fn fast(scope: &Scope<'_>, payload: &[u8]) -> Call {
+        let probe = probe(scope.context());
         probe.calls.fetch_add(1, Ordering::SeqCst);
         let _ = probe.started.send(payload.to_vec());
         Call::Ready(Reply::ok(payload.to_vec()))
     }
 
-    fn slow(context: &Context, payload: &[u8]) -> Call {
-        let probe = probe(context);
+    fn slow(scope: &Scope<'_>, payload: &[u8]) -> Call {
+        let probe = probe(scope.context());
         let body = payload.to_vec();
         let _ = probe.started.send(body.clone());
         Call::Pending(Box::pin(async move {
@@ -557,7 +572,7 @@ mod tests {
         path: "test::fast",
         handler: fast,
         types: crate::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     };
     static SLOW: Method = Method {
         name: "slow",
@@ -565,7 +580,7 @@ mod tests {
         path: "test::slow",
         handler: slow,
         types: crate::schema::Types::untyped,
-        borrows: None,
+        borrows: &[],
     };
 
     struct Harness {
@@ -597,7 +612,12 @@ mod tests {
         });
         let (client, server) = duplex(pipe);
         let stop = CancellationToken::new();
-        let conn = Connection::new(server, Arc::clone(&shared), stop.clone());
+        let conn = Connection::new(
+            server,
+            Arc::new(Peer::Unknown),
+            Arc::clone(&shared),
+            stop.clone(),
+        );
         let task = tokio::spawn(conn.run());
         Harness {
             client,

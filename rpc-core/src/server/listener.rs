@@ -2,8 +2,9 @@
 //! accepts connections from, in the shape of axum's `serve::Listener`: an
 //! associated stream type, an `accept` that handles per-connection errors
 //! itself, and the local address. It is implemented for TCP (with
-//! `TCP_NODELAY`) and unix sockets ([`UnixSocketListener`] removes its
-//! socket file on drop); [`Bound`] binds either kind from an [`Address`].
+//! `TCP_NODELAY`) and unix sockets ([`UnixSocketListener`] creates its
+//! socket file owner-only, replaces only a stale socket, and removes its own
+//! file on drop); [`Bound`] binds either kind from an [`Address`].
 //!
 //! TLS plugs in here next: a listener wrapping another, whose `Io` is the
 //! TLS stream, so that `Connection` and the accept loop stay as they are.
@@ -22,7 +23,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, error};
 
-use crate::{Address, Error};
+use super::Config;
+use crate::{Address, Error, Peer};
 
 /// A source of connections for [`Server::serve`](super::Server::serve).
 ///
@@ -42,6 +44,14 @@ pub trait Listener: Send + 'static {
 
     /// The address the listener is bound to.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Who is on the other end of an accepted connection: the [`Peer`] its
+    /// calls' `&Peer` parameters get. Called once per connection; the
+    /// default is [`Peer::Unknown`].
+    fn peer(&self, io: &Self::Io, addr: &Self::Addr) -> Peer {
+        let _ = (io, addr);
+        Peer::Unknown
+    }
 }
 
 impl Listener for TcpListener {
@@ -63,34 +73,71 @@ impl Listener for TcpListener {
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         TcpListener::local_addr(self)
     }
+
+    fn peer(&self, _: &TcpStream, addr: &std::net::SocketAddr) -> Peer {
+        Peer::Tcp { addr: *addr }
+    }
 }
 
-/// A unix listener that owns its socket file: the file is removed on drop.
+/// The mode of a unix socket file unless told otherwise: owner only.
+pub const DEFAULT_UNIX_MODE: u32 = 0o600;
+
+/// A unix listener that owns its socket file: the file is removed on drop,
+/// if it is still the one this listener bound.
 #[cfg(unix)]
 #[derive(Debug)]
 pub struct UnixSocketListener {
     listener: UnixListener,
     path: PathBuf,
+    /// The socket file's identity, recorded at bind: another server may
+    /// have replaced the file since, and its socket is not ours to remove.
+    file: FileId,
 }
 
 #[cfg(unix)]
 impl UnixSocketListener {
-    /// Binds `path`. A stale file there is removed first; a directory there
-    /// is an error.
+    /// Binds `path` with the [`DEFAULT_UNIX_MODE`] (0600), as
+    /// [`bind_with_mode`](Self::bind_with_mode).
     pub fn bind(path: impl Into<PathBuf>) -> Result<Self, Error> {
+        Self::bind_with_mode(path, DEFAULT_UNIX_MODE)
+    }
+
+    /// Binds `path`, creating a socket file that only its owner can use
+    /// (0600 whatever the umask, with no moment when it is more open), then
+    /// sets its permission bits to `mode` (0660 lets a group connect).
+    ///
+    /// A stale socket at `path` (no server answers on it) is replaced. A
+    /// live one is [`Error::UnixPathInUse`]; a regular file, a symbolic
+    /// link, a directory or anything else is [`Error::UnixPathTaken`]:
+    /// neither is touched.
+    pub fn bind_with_mode(path: impl Into<PathBuf>, mode: u32) -> Result<Self, Error> {
+        use std::os::unix::fs::PermissionsExt;
+
         let path = path.into();
         let bind_err = |source| Error::Bind {
             address: Address::Unix(path.clone()).to_string(),
             source,
         };
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() => return Err(Error::UnixPathIsDirectory(path)),
-            Ok(_) => std::fs::remove_file(&path).map_err(bind_err)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(bind_err(e)),
+        clear_stale_socket(&path)?;
+        let listener = bind_private(&path).map_err(bind_err)?;
+        // From here the file is ours: a failure removes it again.
+        let finish = || -> io::Result<(UnixListener, FileId)> {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))?;
+            let file = FileId::of(&std::fs::symlink_metadata(&path)?);
+            listener.set_nonblocking(true)?;
+            Ok((UnixListener::from_std(listener)?, file))
+        };
+        match finish() {
+            Ok((listener, file)) => Ok(UnixSocketListener {
+                listener,
+                path,
+                file,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(bind_err(e))
+            }
         }
-        let listener = UnixListener::bind(&path).map_err(bind_err)?;
-        Ok(UnixSocketListener { listener, path })
     }
 
     /// The socket file's path.
@@ -98,6 +145,157 @@ impl UnixSocketListener {
         &self.path
     }
 }
+
+/// Which file a path names: device and inode, and the change time, since a
+/// removed file's inode number may be given to the next file made.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+#[cfg(unix)]
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// Removes a stale socket at `path`; anything else there is an error.
+#[cfg(unix)]
+fn clear_stale_socket(path: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+
+    let bind_err = |source| Error::Bind {
+        address: Address::Unix(path.to_path_buf()).to_string(),
+        source,
+    };
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(bind_err(e)),
+    };
+    let what = if kind.is_socket() {
+        return match probe(path) {
+            Probe::Live => Err(Error::UnixPathInUse(path.to_path_buf())),
+            Probe::Stale => match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(bind_err(e)),
+            },
+            Probe::Failed(e) => Err(bind_err(e)),
+        };
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a regular file"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "something other than a socket"
+    };
+    Err(Error::UnixPathTaken {
+        path: path.to_path_buf(),
+        what,
+    })
+}
+
+#[cfg(unix)]
+enum Probe {
+    Live,
+    Stale,
+    Failed(io::Error),
+}
+
+/// Whether a server answers on the socket at `path`. The connect does not
+/// block: a live server with a full backlog answers "would block".
+#[cfg(unix)]
+fn probe(path: &std::path::Path) -> Probe {
+    use socket2::{Domain, SockAddr, Socket, Type};
+
+    let attempt = || -> io::Result<()> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.connect(&SockAddr::unix(path)?)
+    };
+    match attempt() {
+        Ok(()) => Probe::Live,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Probe::Live,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Probe::Live,
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => Probe::Stale,
+        Err(e) => Probe::Failed(e),
+    }
+}
+
+/// Binds a unix socket at `path` whose file is created 0600 (less if the
+/// umask takes more away), listening.
+///
+/// Linux creates the file with the socket inode's own mode minus the umask,
+/// so the socket is `fchmod`ed to 0600 before `bind`: the file never exists
+/// with a wider mode, and nothing else changes. Setting the umask around
+/// `bind` instead would race with every other thread of the process that
+/// creates a file (the umask is per process), so it is not done.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_private(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::fd::AsRawFd;
+
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    // SAFETY: fchmod reads no memory; the descriptor is open and ours.
+    if unsafe { libc::fchmod(socket.as_raw_fd(), 0o600) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Elsewhere (BSDs, macOS) a socket file's mode ignores `fchmod`: the socket
+/// is bound inside a fresh 0700 directory beside `path`, made 0600 there,
+/// and renamed into place, so that no one else can reach it before.
+#[cfg(any(test, all(unix, not(any(target_os = "linux", target_os = "android")))))]
+fn bind_via_private_dir(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let dir = loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = parent.join(format!(".rpc{}.{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => break dir,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let inner = dir.join("s");
+    let bound = std::os::unix::net::UnixListener::bind(&inner).and_then(|listener| {
+        std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inner, path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_file(&inner);
+    let _ = std::fs::remove_dir(&dir);
+    bound
+}
+
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+use bind_via_private_dir as bind_private;
 
 #[cfg(unix)]
 impl Listener for UnixSocketListener {
@@ -116,12 +314,38 @@ impl Listener for UnixSocketListener {
     fn local_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
         self.listener.local_addr()
     }
+
+    fn peer(&self, io: &UnixStream, _: &tokio::net::unix::SocketAddr) -> Peer {
+        unix_peer(io)
+    }
+}
+
+/// The credentials of a unix peer, taken by the kernel at connect.
+#[cfg(unix)]
+fn unix_peer(io: &UnixStream) -> Peer {
+    match io.peer_cred() {
+        Ok(cred) => Peer::Unix {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        },
+        Err(e) => {
+            debug!(error = %e, "no credentials for a unix peer");
+            Peer::Unknown
+        }
+    }
 }
 
 #[cfg(unix)]
 impl Drop for UnixSocketListener {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only the file this listener bound: if the path was removed and
+        // another server bound it since, that server's socket stays.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path) {
+            if FileId::of(&meta) == self.file {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
     }
 }
 
@@ -143,9 +367,16 @@ enum BoundInner {
 }
 
 impl Bound {
-    /// Binds `address`. A stale file at a unix path is removed first; a
-    /// directory there is an error. TCP port 0 picks a free port.
+    /// Binds `address` with the default [`Config`]. TCP port 0 picks a free
+    /// port; a unix socket is made as [`UnixSocketListener::bind_with_mode`]
+    /// says (only a stale socket at the path is replaced).
     pub async fn bind(address: &Address) -> Result<Self, Error> {
+        Self::bind_with(address, &Config::default()).await
+    }
+
+    /// [`Bound::bind`] with the settings of `config` that concern binding:
+    /// [`Config::unix_mode`].
+    pub async fn bind_with(address: &Address, config: &Config) -> Result<Self, Error> {
         let bind_err = |source| Error::Bind {
             address: address.to_string(),
             source,
@@ -176,11 +407,17 @@ impl Bound {
             }
             #[cfg(unix)]
             Address::Unix(path) => Ok(Bound {
-                inner: BoundInner::Unix(UnixSocketListener::bind(path.clone())?),
+                inner: BoundInner::Unix(UnixSocketListener::bind_with_mode(
+                    path.clone(),
+                    config.unix_mode,
+                )?),
                 local: address.clone(),
             }),
             #[cfg(not(unix))]
-            Address::Unix(_) => Err(Error::UnixUnsupported(address.to_string())),
+            Address::Unix(_) => {
+                let _ = config;
+                Err(Error::UnixUnsupported(address.to_string()))
+            }
         }
     }
 
@@ -210,6 +447,17 @@ impl Listener for Bound {
 
     fn local_addr(&self) -> io::Result<Address> {
         Ok(self.local.clone())
+    }
+
+    fn peer(&self, io: &Stream, _: &Address) -> Peer {
+        match io {
+            Stream::Tcp(stream) => match stream.peer_addr() {
+                Ok(addr) => Peer::Tcp { addr },
+                Err(_) => Peer::Unknown,
+            },
+            #[cfg(unix)]
+            Stream::Unix(stream) => unix_peer(stream),
+        }
     }
 }
 
@@ -290,8 +538,100 @@ async fn accept_error(e: io::Error) {
             debug!(error = %e, "accept failed")
         }
         _ => {
-            error!(error = %e, "accept failed; retrying in 100 ms");
+            if super::rate_limit::allow(&super::rate_limit::ACCEPT_ERRORS, "accept errors") {
+                error!(error = %e, "accept failed; retrying in 100 ms");
+            } else {
+                debug!(error = %e, "accept failed; retrying in 100 ms");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    fn mode(path: &std::path::Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[tokio::test]
+    async fn drop_leaves_a_socket_that_replaced_its_own() {
+        let dir = tempfile_dir();
+        let path = dir.join("s.sock");
+        let first = UnixSocketListener::bind(&path).unwrap();
+        // A second name keeps the first inode in use: the second file cannot
+        // be given its number, whatever the file system.
+        let pin = dir.join("pin");
+        std::fs::hard_link(&path, &pin).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let second = UnixSocketListener::bind(&path).unwrap();
+        let ino = std::fs::symlink_metadata(&path).unwrap().ino();
+        drop(first);
+        assert_eq!(std::fs::symlink_metadata(&path).unwrap().ino(), ino);
+        drop(second);
+        assert!(std::fs::symlink_metadata(&path).is_err());
+        std::fs::remove_file(&pin).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_mode_widens_the_owner_only_file() {
+        let dir = tempfile_dir();
+        let path = dir.join("g.sock");
+        let listener = UnixSocketListener::bind_with_mode(&path, 0o660).unwrap();
+        assert_eq!(mode(&path), 0o660);
+        drop(listener);
+        let listener = UnixSocketListener::bind(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        drop(listener);
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_file_is_created_without_group_or_other_bits() {
+        // Before any chmod: what `bind` itself made (0600 minus the umask;
+        // a plain bind would make 0777 minus the umask, 0755 under 022).
+        let dir = tempfile_dir();
+        let path = dir.join("p.sock");
+        let listener = bind_private(&path).unwrap();
+        assert_eq!(mode(&path) & 0o177, 0, "{:o}", mode(&path));
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_private_directory_fallback_binds_0600_and_cleans_up() {
+        let dir = tempfile_dir();
+        let path = dir.join("d.sock");
+        let listener = bind_via_private_dir(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        std::os::unix::net::UnixStream::connect(&path).unwrap();
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        // The temporary directory is gone: only what was made is removed.
+        std::fs::remove_dir(&dir).unwrap();
+    }
+
+    /// A fresh empty directory (rpc-core has no tempfile dependency).
+    fn tempfile_dir() -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rpc-listener-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        dir
     }
 }

@@ -13,6 +13,8 @@
 //!   decode frames, start calls, collect replies in order, batch writes;
 //! - `in_flight` (private): one request from decode to reply;
 //! - `buffers` (private): the per-thread pool of read buffers;
+//! - `rate_limit` (private): at most a few protocol-error and accept-error
+//!   lines a second, then one line with the count suppressed;
 //! - `config`: [`Config`] and the `RPC_*` environment variables;
 //! - `shutdown`: [`shutdown_signal`] and the drain of open connections.
 
@@ -34,7 +36,7 @@ use crate::events::Hub;
 use crate::registry::Registry;
 #[cfg(doc)]
 use crate::Address;
-use crate::Error;
+use crate::{Error, Peer};
 
 mod buffers;
 pub mod config;
@@ -42,12 +44,13 @@ mod connection;
 mod in_flight;
 pub mod listener;
 mod mux;
+mod rate_limit;
 pub mod shutdown;
 
 pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
-pub use listener::{Bound, Listener, Stream};
+pub use listener::{Bound, Listener, Stream, DEFAULT_UNIX_MODE};
 pub use shutdown::shutdown_signal;
 
 use connection::Connection;
@@ -171,9 +174,9 @@ impl Server {
                         peak = 0;
                     }
                 }
-                (permit, stream) = accept(&limit, &mut listener) => {
+                (permit, stream, peer) = accept(&limit, &mut listener) => {
                     let Ok(permit) = permit else { break };
-                    let conn = Connection::new(stream, Arc::clone(&shared), stop.clone());
+                    let conn = Connection::new(stream, peer, Arc::clone(&shared), stop.clone());
                     connections.spawn(async move {
                         conn.run().await;
                         drop(permit);
@@ -195,15 +198,17 @@ impl Server {
     }
 }
 
-/// Waits for a free connection slot, then for a client. Both steps are
-/// cancel-safe, so the accept loop may drop this future to reap finished
-/// connections (a finished task's memory is freed only when reaped).
+/// Waits for a free connection slot, then for a client, and names it. Both
+/// waits are cancel-safe, so the accept loop may drop this future to reap
+/// finished connections (a finished task's memory is freed only when reaped).
 async fn accept<L: Listener>(
     limit: &Arc<Semaphore>,
     listener: &mut L,
-) -> (Result<OwnedSemaphorePermit, AcquireError>, L::Io) {
+) -> (Result<OwnedSemaphorePermit, AcquireError>, L::Io, Arc<Peer>) {
     let permit = Arc::clone(limit).acquire_owned().await;
-    (permit, listener.accept().await.0)
+    let (io, addr) = listener.accept().await;
+    let peer = Arc::new(listener.peer(&io, &addr));
+    (permit, io, peer)
 }
 
 /// Connections that must have been open at once before the last one closing

@@ -1,7 +1,7 @@
 //! The server side of `#[remote]`: an arguments struct named after the
 //! parameters, a handler that decodes it and calls the function with the
 //! server's context, and its registration (with the arguments and reply
-//! types, traced for `rpc.describe`, and the context type it borrows).
+//! types, traced for `rpc.describe`, and the types its `&T` parameters borrow).
 //! Whether the function returns a `Result` is left to the trait system
 //! (`ReturnProbe`), so an alias of `Result` is one.
 
@@ -21,12 +21,13 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
     let mut fields = Vec::new();
     let mut keys = Vec::new();
     let mut call_args = Vec::new();
-    let mut context = None;
+    let mut contexts = Vec::new();
     for param in &remote.params {
         match param {
             Param::Context(reference) => {
-                context = Some(&*reference.elem);
-                call_args.push(quote!(&*__context));
+                let local = format_ident!("__context{}", contexts.len());
+                contexts.push((&*reference.elem, local.clone()));
+                call_args.push(quote!(&*#local));
             }
             Param::Payload { ident, key, ty } => {
                 fields.push(quote!(#ident: #ty));
@@ -36,9 +37,11 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
         }
     }
 
-    let take_context = context.map(|ty| {
+    // Each `&T` from the scope: the server's context, or the caller for
+    // `&Peer` (the scope tells them apart by type, not by spelling).
+    let take_contexts = contexts.iter().map(|(ty, local)| {
         quote! {
-            let __context = match __ctx.get::<#ty>() {
+            let #local = match __ctx.get::<#ty>() {
                 ::core::option::Option::Some(context) => context,
                 ::core::option::Option::None => {
                     return ::rpc_core::__private::Call::Ready(
@@ -48,15 +51,14 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
             };
         }
     });
-    let borrows = match context {
-        Some(ty) => quote! {
-            ::core::option::Option::Some(::rpc_core::__private::Borrow {
+    let borrows = contexts.iter().map(|(ty, _)| {
+        quote! {
+            ::rpc_core::__private::Borrow {
                 type_name: ::core::any::type_name::<#ty>,
-                present: ::rpc_core::__private::Context::contains::<#ty>,
-            })
-        },
-        None => quote!(::core::option::Option::None),
-    };
+                present: ::rpc_core::__private::Scope::provides::<#ty>,
+            }
+        }
+    });
     let ret = return_type(&function.sig.output);
     let args_struct = format_ident!("__RemoteArgs_{}", fn_ident);
     // A return type that cannot be a reply is reported on the type.
@@ -79,7 +81,7 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
             }
 
             fn __remote_handler(
-                __ctx: &::rpc_core::__private::Context,
+                __ctx: &::rpc_core::__private::Scope<'_>,
                 __payload: &[::core::primitive::u8],
             ) -> ::rpc_core::__private::Call {
                 let __args: #args_struct = match ::rpc_core::__private::decode_args(#name, __payload) {
@@ -88,7 +90,7 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
                         return ::rpc_core::__private::Call::Ready(reply);
                     }
                 };
-                #take_context
+                #(#take_contexts)*
                 ::rpc_core::__private::Call::Pending(::std::boxed::Box::pin(async move {
                     let __ret = #fn_ident(#(#call_args),*).await;
                     #[allow(unused_imports)]
@@ -110,7 +112,7 @@ pub(crate) fn expand(remote: &Remote<'_>) -> TokenStream {
                     path: ::core::concat!(::core::module_path!(), "::", #fn_name),
                     handler: __remote_handler,
                     types: __remote_types,
-                    borrows: #borrows,
+                    borrows: &[#(#borrows),*],
                 }
             }
         };
