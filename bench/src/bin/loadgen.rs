@@ -3,6 +3,8 @@
 //! line with req/s, p50/p99/max latency (request written to reply read) and,
 //! given `--server-pid`, the server's CPU µs per request from
 //! `/proc/PID/stat`. Exits 1 if any reply was wrong or none came.
+//! `--multiplex` negotiates the multiplexing extension (`rpc.hello`) on
+//! each connection first and sends frames with call ids.
 //! `loadgen ADDRESS --probe` exits 0 once ADDRESS accepts a connection.
 
 use std::collections::VecDeque;
@@ -93,6 +95,9 @@ struct Args {
     /// Runtime threads (1: a current-thread runtime, one core).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Negotiate multiplexing (`rpc.hello`) and send frames with call ids.
+    #[arg(long)]
+    multiplex: bool,
 }
 
 /// Before the window, in it, after it.
@@ -118,6 +123,9 @@ struct Load {
     /// The echo message's CBOR text item, which the reply must carry back.
     message: Vec<u8>,
     depth: usize,
+    /// Multiplexed frames: `[u32 id][u32 timeout_ms]` before each request,
+    /// `[u32 id]` before each reply.
+    multiplex: bool,
 }
 
 fn main() {
@@ -169,17 +177,24 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
         method,
         message,
         depth,
+        multiplex: args.multiplex,
     });
     let phase = Arc::new(AtomicU8::new(WARMING));
     let warm_up = Duration::from_millis(500);
     let window = Duration::from_secs_f64(args.seconds);
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
-        streams.push(
-            connect(&addr)
-                .await
-                .map_err(|e| format!("connect {}: {e}", args.address))?,
-        );
+        let mut stream = connect(&addr)
+            .await
+            .map_err(|e| format!("connect {}: {e}", args.address))?;
+        if args.multiplex {
+            let enabled = match &mut stream {
+                Stream::Tcp(s) => hello(s).await,
+                Stream::Unix(s) => hello(s).await,
+            };
+            enabled.map_err(|e| format!("rpc.hello to {}: {e}", args.address))?;
+        }
+        streams.push(stream);
     }
     // The clock starts once every connection is up (256 connects take a while).
     let end = Instant::now() + warm_up + window;
@@ -234,9 +249,10 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
         Addr::Unix(_) => "unix",
     };
     println!(
-        "{{\"label\":\"{}\",\"scenario\":\"{}\",\"transport\":\"{transport}\",\"method\":\"{}\",\"conns\":{conns},\"depth\":{depth},\"message_bytes\":{bytes},\"seconds\":{elapsed:.3},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"server_cpu_us\":{cpu_us}}}",
+        "{{\"label\":\"{}\",\"scenario\":\"{}\",\"transport\":\"{transport}\",\"multiplex\":{},\"method\":\"{}\",\"conns\":{conns},\"depth\":{depth},\"message_bytes\":{bytes},\"seconds\":{elapsed:.3},\"requests\":{},\"errors\":{},\"rps\":{:.0},\"p50_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"server_cpu_us\":{cpu_us}}}",
         args.label,
         args.scenario.to_possible_value().map_or(String::new(), |v| v.get_name().to_owned()),
+        args.multiplex,
         if method == Method::Echo { "echo" } else { "version" },
         all.requests,
         all.errors,
@@ -274,6 +290,23 @@ async fn connect(addr: &Addr) -> io::Result<Stream> {
     })
 }
 
+/// Asks for multiplexing; an error unless the server enables it.
+async fn hello<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> io::Result<()> {
+    const FEATURES: &[u8] = b"\xa1\x68features\x81\x69multiplex";
+    let mut frame = Vec::new();
+    push_request("rpc.hello", FEATURES, &mut frame);
+    stream.write_all(&frame).await?;
+    let mut head = [0u8; 8];
+    stream.read_exact(&mut head).await?;
+    let len = u32::from_be_bytes(head[4..].try_into().unwrap_or_default()) as usize;
+    let mut body = vec![0u8; len.min(4096)];
+    stream.read_exact(&mut body).await?;
+    if head[..4] != [0; 4] || body != FEATURES {
+        return Err(io::Error::other("the server did not enable multiplexing"));
+    }
+    Ok(())
+}
+
 /// Keeps `depth` requests in flight on one connection until `end`: each
 /// read's whole replies are counted, then as many requests go out in one write.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
@@ -284,7 +317,11 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Tally {
     let mut tally = Tally::default();
     let mut sent: VecDeque<Instant> = VecDeque::with_capacity(load.depth);
-    let mut out = Vec::with_capacity(load.request.len() * load.depth);
+    // Multiplexed: the send time of each call id in flight, and the free ids.
+    let mut by_id: Vec<Option<Instant>> = vec![None; load.depth + 1];
+    let mut free: Vec<u32> = (1..=load.depth as u32).rev().collect();
+    let head_len = if load.multiplex { 12 } else { 8 };
+    let mut out = Vec::with_capacity((load.request.len() + 8) * load.depth);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut start, mut filled) = (0usize, 0usize);
     let mut replies = load.depth;
@@ -292,8 +329,17 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         out.clear();
         let now = Instant::now();
         for _ in 0..replies {
+            if load.multiplex {
+                let Some(id) = free.pop() else {
+                    return fail(tally, phase, "no free call id".to_owned());
+                };
+                by_id[id as usize] = Some(now);
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&0u32.to_be_bytes());
+            } else {
+                sent.push_back(now);
+            }
             out.extend_from_slice(&load.request);
-            sent.push_back(now);
         }
         match timeout_at(end, stream.write_all(&out)).await {
             Err(_) => return tally,
@@ -313,16 +359,26 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             let measuring = phase.load(Ordering::Relaxed) == MEASURING;
             let arrived = Instant::now();
             let mut needed = 0;
-            while filled - start >= 8 {
-                let head = &buf[start..start + 8];
+            while filled - start >= head_len {
+                let head = &buf[start + head_len - 8..start + head_len];
                 let status = i32::from_be_bytes(head[..4].try_into().unwrap());
                 let len = u32::from_be_bytes(head[4..].try_into().unwrap()) as usize;
-                if filled - start < 8 + len {
-                    needed = 8 + len;
+                if filled - start < head_len + len {
+                    needed = head_len + len;
                     break;
                 }
-                let body = &buf[start + 8..start + 8 + len];
-                let Some(at) = sent.pop_front() else {
+                let body = &buf[start + head_len..start + head_len + len];
+                let at = if load.multiplex {
+                    let id = u32::from_be_bytes(buf[start..start + 4].try_into().unwrap());
+                    let at = by_id.get_mut(id as usize).and_then(Option::take);
+                    if at.is_some() {
+                        free.push(id);
+                    }
+                    at
+                } else {
+                    sent.pop_front()
+                };
+                let Some(at) = at else {
                     return fail(tally, phase, "a reply to no request".to_owned());
                 };
                 if measuring {
@@ -339,7 +395,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                     tally.latencies.push((arrived - at).as_nanos() as u64);
                 }
-                start += 8 + len;
+                start += head_len + len;
                 replies += 1;
             }
             buf.copy_within(start..filled, 0);

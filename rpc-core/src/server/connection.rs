@@ -409,7 +409,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         if id == 0 {
             return self.answer_mux(id, &multiplex::zero_id());
         }
-        if mux.ids.contains_key(&id) {
+        // Calls answered at their first poll never enter `ids`.
+        if !mux.ids.is_empty() && mux.ids.contains_key(&id) {
             return self.answer_mux(id, &multiplex::duplicate_id(id));
         }
         if name == CANCEL.as_bytes() {
