@@ -54,11 +54,14 @@ mod hub;
 mod remote;
 
 pub use hub::{EventStream, Hub};
-pub(crate) use remote::Subscriber;
+pub(crate) use remote::{QueueLimits, Subscriber};
 
 /// Events a remote subscriber's queue holds by default (see
 /// `server::Config::max_event_queue`).
 pub const DEFAULT_REMOTE_QUEUE: usize = 256;
+/// Envelope bytes a remote subscriber's queue holds by default (see
+/// `server::Config::max_event_queue_bytes`).
+pub const DEFAULT_REMOTE_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Events an in-process [`EventStream`] holds before it drops (see [`Hub::listen`]).
 pub const DEFAULT_LISTENER_QUEUE: usize = 1024;
 

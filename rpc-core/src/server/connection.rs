@@ -22,9 +22,9 @@ use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
 use super::Shared;
 use crate::builtins;
-use crate::events::Subscriber;
+use crate::events::{QueueLimits, Subscriber};
 use crate::registry::Call;
-use crate::wire::{encode_response, Reply, RequestCodec};
+use crate::wire::{encode_response, Reply, RequestCodec, STATUS_ERROR};
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
@@ -68,6 +68,15 @@ pub(super) struct Connection<IO> {
     /// Set by `rpc.subscribe`; a connection that never subscribes pays one
     /// `is_some` per reply.
     subscriber: Option<Box<Subscriber>>,
+    /// The bytes this connection last reported to the server's budget.
+    held: usize,
+    /// The budget's generation this connection last parked in.
+    parked: Option<usize>,
+    /// Runs while a partial frame waits for bytes (`Config::frame_timeout`);
+    /// made on the first partial frame.
+    frame_timer: Option<Pin<Box<Sleep>>>,
+    /// `frame_timer` counts from the last byte received.
+    frame_armed: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
@@ -87,6 +96,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             idle: config.idle_timeout.map(|t| Box::pin(tokio::time::sleep(t))),
             linger: false,
             subscriber: None,
+            held: 0,
+            parked: None,
+            frame_timer: None,
+            frame_armed: false,
             shared,
         }
     }
@@ -124,12 +137,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             // the only bytes to go over it.
             let backlog = self.shared.config.max_write_backlog;
             while self.wbuf.len() < backlog {
-                let Poll::Ready(Some((reply, cost))) = self.in_flight.poll_next_unpin(cx) else {
+                let Poll::Ready(Some((reply, cost, method))) = self.in_flight.poll_next_unpin(cx)
+                else {
                     break;
                 };
                 self.in_flight_bytes -= cost;
                 self.flush_events();
-                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                self.encode_reply(method, &reply);
                 progress = true;
             }
             while !self.wbuf.is_empty() {
@@ -154,6 +168,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
+                self.account();
                 return Poll::Pending;
             }
         }
@@ -178,6 +193,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             config.max_write_backlog,
             config.idle_timeout,
         );
+        // Whether this turn ended waiting for the rest of a partial frame.
+        let mut awaiting_frame = false;
         while self.reading != Reading::Done
             && self.in_flight.len() < max_in_flight
             && self.in_flight_bytes < max_in_flight_bytes
@@ -213,6 +230,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 // client pipelining without pause gets its replies promptly.
                 break;
             }
+            // Over the server's budget, a connection holding much waits.
+            let held = self.account();
+            if self.shared.budget.over(held)
+                && self.shared.budget.park(cx.waker(), &mut self.parked)
+            {
+                debug!(
+                    conn = self.id,
+                    held,
+                    used = self.shared.budget.used(),
+                    "over the memory budget: reading paused"
+                );
+                break;
+            }
             if self.rbuf.capacity() == 0 {
                 self.rbuf = read_buffers::take();
             }
@@ -227,6 +257,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                     // the thread's pool, so an idle connection holds none.
                     if self.rbuf.is_empty() {
                         read_buffers::give(std::mem::take(&mut self.rbuf));
+                    } else {
+                        awaiting_frame = true;
+                        if self.frame_stalled(cx) {
+                            warn!(
+                                conn = self.id,
+                                bytes = self.rbuf.len(),
+                                "closing connection: partial frame stalled"
+                            );
+                            self.reading = Reading::Done;
+                        }
                     }
                     break;
                 }
@@ -243,13 +283,73 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
+                    self.frame_armed = false;
                     if let (Some(idle), Some(timeout)) = (&mut self.idle, idle_timeout) {
                         idle.as_mut().reset(tokio::time::Instant::now() + timeout);
                     }
                 }
             }
         }
+        if !awaiting_frame {
+            // Paused, or no partial frame: the timer restarts at the next wait.
+            self.frame_armed = false;
+        }
         Ok(progress)
+    }
+
+    /// Whether the partial frame in the read buffer has received no byte
+    /// for `Config::frame_timeout`; the timer counts from the first wait
+    /// after the last byte (the connection waiting on the peer, not on the
+    /// budget or its own limits).
+    fn frame_stalled(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let Some(timeout) = self.shared.config.frame_timeout else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timer = self
+            .frame_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.frame_armed {
+            timer.as_mut().reset(deadline);
+            self.frame_armed = true;
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// What the connection holds against the server's budget, reported
+    /// (one atomic add or sub) when it changed since the last report.
+    fn account(&mut self) -> usize {
+        let held = self.in_flight_bytes
+            + self.rbuf.len()
+            + self.wbuf.len()
+            + self.subscriber.as_ref().map_or(0, |s| s.queued_bytes());
+        if held != self.held {
+            self.shared.budget.update(self.held, held);
+            self.held = held;
+        }
+        held
+    }
+
+    /// Encodes `reply`, or status 1 in its place when its body is over
+    /// `Config::max_reply` (what clients accept).
+    fn encode_reply(&mut self, method: &str, reply: &Reply) {
+        let max = self.shared.config.max_reply;
+        if reply.body.len() <= max {
+            encode_response(reply.status, &reply.body, &mut self.wbuf);
+            return;
+        }
+        let method = if method.is_empty() { "reply" } else { method };
+        warn!(
+            conn = self.id,
+            method,
+            bytes = reply.body.len(),
+            "reply over the limit"
+        );
+        let text = format!(
+            "{method}: reply of {} bytes exceeds the limit of {max}",
+            reply.body.len()
+        );
+        encode_response(STATUS_ERROR, text.as_bytes(), &mut self.wbuf);
     }
 
     /// Writes the queued events before a reply: an event fired while a
@@ -262,13 +362,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
 
     /// Answers the built-in methods (`rpc.*`) that need the connection.
     fn builtin(&mut self, name: &[u8], payload: &[u8]) -> Option<(&'static str, Reply)> {
-        let capacity = self.shared.config.max_event_queue;
+        let config = &self.shared.config;
+        let limits = QueueLimits {
+            events: config.max_event_queue,
+            bytes: config.max_event_queue_bytes,
+            max_event: config.max_reply,
+        };
         builtins::connection(
             name,
             payload,
             &self.shared.events,
             &mut self.subscriber,
-            capacity,
+            limits,
         )
     }
 
@@ -322,14 +427,21 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         // Most calls finish at their first poll: with nothing owed before
         // them, their reply goes straight to the write buffer.
         if self.in_flight.is_empty() {
-            if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
+            if let Poll::Ready((reply, _, method)) = Pin::new(&mut in_flight).poll(cx) {
                 self.flush_events();
-                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                self.encode_reply(method, &reply);
                 return;
             }
         }
         self.in_flight_bytes += in_flight.cost;
         self.in_flight.push_back(in_flight);
+    }
+}
+
+impl<IO> Drop for Connection<IO> {
+    /// Gives back whatever the connection still held to the budget.
+    fn drop(&mut self) {
+        self.shared.budget.update(self.held, 0);
     }
 }
 
@@ -420,6 +532,7 @@ mod tests {
 
     /// A connection over an in-memory pipe of `pipe` bytes each way.
     fn connect(config: Config, pipe: usize) -> Harness {
+        let config_memory = config.max_memory;
         let registry = Box::leak(Box::new(Registry::from_methods([&FAST, &SLOW]).unwrap()));
         let (tx, started) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe {
@@ -435,6 +548,7 @@ mod tests {
             config,
             events: Hub::new(),
             stopping: AtomicBool::new(false),
+            budget: super::super::budget::Budget::new(config_memory),
         });
         let (client, server) = duplex(pipe);
         let stop = CancellationToken::new();
