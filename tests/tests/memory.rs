@@ -339,3 +339,22 @@ fn rpc_listen_survives_the_echo_of_a_maximum_request() {
         r#"{"eventType":"on_echo_fired","payload":{"message":"next","echoCount":1}}"#
     );
 }
+
+#[test]
+fn requests_larger_than_the_budget_are_all_answered() {
+    // Each request alone is over the budget: they pass one at a time.
+    let server = ServerProcess::tcp_with_env(&[("RPC_MAX_MEMORY", &(MIB / 2).to_string())]);
+    let clients: Vec<_> = (0..6)
+        .map(|i| {
+            let mut conn = server.connect();
+            thread::spawn(move || {
+                let message = format!("{i}").repeat(MIB);
+                let reply = conn.call_raw(b"echo", &echo_payload(&message, 0));
+                assert_eq!(reply, (0, echo_reply(&message)), "client {i}");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("every client is answered");
+    }
+}

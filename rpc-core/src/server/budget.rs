@@ -4,13 +4,18 @@
 //! Each connection reports what it holds (running calls' payloads, unsent
 //! replies, queued events, a partial frame) as one `AtomicUsize` add or sub
 //! when that changes between its turns; nothing is locked on the way. Over
-//! the budget, a connection holding more than [`FLOOR`] and more than its
-//! share (the budget over the connections holding anything) stops reading
-//! and parks its waker here until usage falls below the budget; a
-//! connection holding less is always read, so a well-behaved client is
-//! served while the hogs wait.
+//! the budget, a connection holding more than [`FLOOR`] stops reading and
+//! parks its waker here until usage falls below the budget; a connection
+//! holding less is always read, so a well-behaved client is served while
+//! the hogs wait.
+//!
+//! One connection at a time may read on over the budget to complete the
+//! frame it has begun (the exemption, at most one frame over): a partial
+//! frame can only be finished by reading, so without it connections that
+//! all wait for the rest of their frames would wait for each other forever,
+//! and would never see their peers close.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task::Waker;
 
@@ -24,8 +29,8 @@ const TRIM_ABOVE: usize = 8 * 1024 * 1024;
 pub(super) struct Budget {
     limit: usize,
     used: AtomicUsize,
-    /// Connections holding more than nothing.
-    holders: AtomicUsize,
+    /// The connection that may finish its frame over the budget; 0 for none.
+    exempt: AtomicU64,
     /// Wakers parked (a count, read without the lock on every release).
     parked: AtomicUsize,
     /// Bumped when the parked wakers are woken: a connection parks once
@@ -41,7 +46,7 @@ impl Budget {
         Budget {
             limit: limit.max(1),
             used: AtomicUsize::new(0),
-            holders: AtomicUsize::new(0),
+            exempt: AtomicU64::new(0),
             parked: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             wakers: Mutex::new(Vec::new()),
@@ -58,17 +63,11 @@ impl Budget {
     pub(super) fn update(&self, old: usize, new: usize) {
         if new > old {
             let before = self.used.fetch_add(new - old, Ordering::SeqCst);
-            if old == 0 {
-                self.holders.fetch_add(1, Ordering::Relaxed);
-            }
             if before + (new - old) > TRIM_ABOVE && before <= TRIM_ABOVE {
                 self.high.store(true, Ordering::Relaxed);
             }
         } else if new < old {
             let before = self.used.fetch_sub(old - new, Ordering::SeqCst);
-            if new == 0 {
-                self.holders.fetch_sub(1, Ordering::Relaxed);
-            }
             if before - (old - new) < self.limit && self.parked.load(Ordering::SeqCst) > 0 {
                 self.wake_all();
             }
@@ -77,11 +76,26 @@ impl Budget {
 
     /// Whether a connection holding `held` bytes must stop reading.
     pub(super) fn over(&self, held: usize) -> bool {
-        if held <= FLOOR || self.used.load(Ordering::Relaxed) < self.limit {
-            return false;
+        held > FLOOR && self.used.load(Ordering::Relaxed) >= self.limit
+    }
+
+    /// Takes the exemption for connection `id` (at most one holds it).
+    pub(super) fn claim(&self, id: u64) -> bool {
+        self.exempt
+            .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Gives the exemption back; the parked connections may claim it.
+    pub(super) fn release(&self, id: u64) {
+        if self
+            .exempt
+            .compare_exchange(id, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            && self.parked.load(Ordering::SeqCst) > 0
+        {
+            self.wake_all();
         }
-        let share = self.limit / self.holders.load(Ordering::Relaxed).max(1);
-        held > share
     }
 
     /// Parks `waker` until usage falls below the budget, unless it already
@@ -143,9 +157,8 @@ mod tests {
         assert!(!budget.over(3 * FLOOR), "under the budget");
         budget.update(0, 2 * FLOOR);
         assert_eq!(budget.used(), 5 * FLOOR);
-        // Over: the share is 2 floors; the larger holder waits.
         assert!(budget.over(3 * FLOOR));
-        assert!(!budget.over(2 * FLOOR));
+        assert!(budget.over(2 * FLOOR));
         assert!(!budget.over(FLOOR), "a small holder is always read");
         assert!(!budget.over(0));
         let mut parked = None;
@@ -160,10 +173,24 @@ mod tests {
         assert!(!budget.park(&waker, &mut parked), "under again: read on");
         budget.update(FLOOR, 0);
         budget.update(FLOOR, 0);
-        assert_eq!(
-            (budget.used(), budget.holders.load(Ordering::SeqCst)),
-            (0, 0)
-        );
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn one_connection_at_a_time_is_exempt_and_its_release_wakes_the_parked() {
+        let budget = Budget::new(FLOOR);
+        let woken = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&woken));
+        budget.update(0, 4 * FLOOR);
+        assert!(budget.claim(1));
+        assert!(!budget.claim(2), "one at a time");
+        let mut parked = None;
+        assert!(budget.park(&waker, &mut parked));
+        budget.release(2);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0, "not the holder's");
+        budget.release(1);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert!(budget.claim(2));
     }
 
     #[test]

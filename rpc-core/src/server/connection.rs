@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -30,6 +30,8 @@ pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
 /// rather than kept for the life of the connection.
 pub(super) const KEEP_BUFFER: usize = 64 * 1024;
+/// The most one read takes from the socket.
+const MAX_READ: usize = 64 * 1024;
 /// How long a connection closed for a protocol error keeps discarding what
 /// the peer still sends, so that closing does not reset the replies it owes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -72,6 +74,9 @@ pub(super) struct Connection<IO> {
     held: usize,
     /// The budget's generation this connection last parked in.
     parked: Option<usize>,
+    /// Holds the budget's exemption: reads on over the budget to finish
+    /// the frame it has begun.
+    exempt: bool,
     /// Runs while a partial frame waits for bytes (`Config::frame_timeout`);
     /// made on the first partial frame.
     frame_timer: Option<Pin<Box<Sleep>>>,
@@ -98,6 +103,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             subscriber: None,
             held: 0,
             parked: None,
+            exempt: false,
             frame_timer: None,
             frame_armed: false,
             shared,
@@ -195,6 +201,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         );
         // Whether this turn ended waiting for the rest of a partial frame.
         let mut awaiting_frame = false;
+        // Gave the exemption back this turn: let another take it first.
+        let mut released = false;
         while self.reading != Reading::Done
             && self.in_flight.len() < max_in_flight
             && self.in_flight_bytes < max_in_flight_bytes
@@ -209,6 +217,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                     self.rbuf = rbuf;
                     self.rbuf.advance(frame.len());
                     progress = true;
+                    if self.exempt {
+                        // The frame it was exempt for is done.
+                        self.shared.budget.release(self.id);
+                        self.exempt = false;
+                        released = true;
+                    }
                     continue;
                 }
                 // An empty read buffer, large or not, goes back to the pool
@@ -230,18 +244,22 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 // client pipelining without pause gets its replies promptly.
                 break;
             }
-            // Over the server's budget, a connection holding much waits.
+            // Over the server's budget, a connection holding much waits,
+            // but one at a time may finish the frame it has begun.
             let held = self.account();
-            if self.shared.budget.over(held)
-                && self.shared.budget.park(cx.waker(), &mut self.parked)
-            {
-                debug!(
-                    conn = self.id,
-                    held,
-                    used = self.shared.budget.used(),
-                    "over the memory budget: reading paused"
-                );
-                break;
+            if !self.exempt && self.shared.budget.over(held) {
+                let budget = &self.shared.budget;
+                if !released && !self.rbuf.is_empty() && budget.claim(self.id) {
+                    self.exempt = true;
+                } else if budget.park(cx.waker(), &mut self.parked) {
+                    debug!(
+                        conn = self.id,
+                        held,
+                        used = budget.used(),
+                        "over the memory budget: reading paused"
+                    );
+                    break;
+                }
             }
             if self.rbuf.capacity() == 0 {
                 self.rbuf = read_buffers::take();
@@ -251,7 +269,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             }
             // `poll_read` (not `try_read`): tokio clears readiness after a
             // short read, which saves a `recv` that would only say EAGAIN.
-            match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            // At most MAX_READ at once: a grown buffer's spare room would
+            // let one read take far more than the budget's check allowed.
+            let mut room = (&mut self.rbuf).limit(MAX_READ);
+            match poll_read_buf(Pin::new(&mut self.io), cx, &mut room) {
                 Poll::Pending => {
                     // Waiting with nothing buffered: the buffer goes back to
                     // the thread's pool, so an idle connection holds none.
@@ -291,8 +312,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             }
         }
         if !awaiting_frame {
-            // Paused, or no partial frame: the timer restarts at the next wait.
+            // Paused, or no partial frame: the timer restarts at the next wait,
+            // and the exemption is for a connection waiting on its peer.
             self.frame_armed = false;
+            if self.exempt {
+                self.shared.budget.release(self.id);
+                self.exempt = false;
+            }
         }
         Ok(progress)
     }
@@ -442,6 +468,9 @@ impl<IO> Drop for Connection<IO> {
     /// Gives back whatever the connection still held to the budget.
     fn drop(&mut self) {
         self.shared.budget.update(self.held, 0);
+        if self.exempt {
+            self.shared.budget.release(self.id);
+        }
     }
 }
 
