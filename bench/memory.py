@@ -197,6 +197,7 @@ def load_hogs(binary):
         started = time.monotonic()
         time.sleep(0.5)
         good = server.connect()
+        held = server.rss()
         latencies = []
         for i in range(100):
             t = time.monotonic()
@@ -204,6 +205,7 @@ def load_hogs(binary):
             status, _ = recv_frame(good)
             latencies.append((time.monotonic() - t) * 1000)
             assert status == 0, status
+        print(f"  VmRSS when the good client started: {held / 1024:.1f} MiB, when it ended: {server.rss() / 1024:.1f} MiB")
         # Past the hogs' delays: their replies exist.
         time.sleep(max(0.0, 2.5 - (time.monotonic() - started)))
         latencies.sort()

@@ -9,8 +9,9 @@
 //! holding less is always read, so a well-behaved client is served while
 //! the hogs wait.
 //!
-//! One connection at a time may read on over the budget to complete the
-//! frame it has begun (the exemption, at most one frame over): a partial
+//! One connection at a time, among those whose partial frame is all they
+//! hold, may read on over the budget to complete that frame (the
+//! exemption, at most one frame over): a partial
 //! frame can only be finished by reading, so without it connections that
 //! all wait for the rest of their frames would wait for each other forever,
 //! and would never see their peers close.

@@ -249,7 +249,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             let held = self.account();
             if !self.exempt && self.shared.budget.over(held) {
                 let budget = &self.shared.budget;
-                if !released && !self.rbuf.is_empty() && budget.claim(self.id) {
+                // Only a connection whose partial frame is all it holds:
+                // a pipelining hog's next frame is not what unblocks anyone.
+                let only_a_frame = !self.rbuf.is_empty() && held == self.rbuf.len();
+                if !released && only_a_frame && budget.claim(self.id) {
                     self.exempt = true;
                 } else if budget.park(cx.waker(), &mut self.parked) {
                     debug!(
