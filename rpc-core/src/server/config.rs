@@ -50,9 +50,9 @@ pub struct Config {
     /// One memory budget for the whole server, in bytes: payloads of running
     /// calls, unsent replies, queued events and buffered partial frames,
     /// summed over every connection. At the budget the server stops reading
-    /// from the connections holding the most (more than 64 KiB and more
-    /// than their share) until usage falls; nothing fails for lack of
-    /// budget. Default 128 MiB.
+    /// from the connections holding more than 64 KiB until usage falls (one
+    /// at a time whose partial frame is all it holds may finish it);
+    /// nothing fails for lack of budget. Default 128 MiB.
     pub max_memory: usize,
     /// Close a connection whose partial frame has received no byte for this
     /// long (a slow-loris); a frame arriving slowly but steadily is never
@@ -253,7 +253,7 @@ pub const ENV_VARS: [EnvVar; 12] = [
         name: "RPC_MAX_MEMORY",
         kind: "bytes",
         default: DEFAULT_MAX_MEMORY as u64,
-        meaning: "one budget for the whole server: running calls' payloads, unsent replies, queued events and partial frames of every connection; at it the server stops reading from the connections holding the most until usage falls (nothing fails, it waits)",
+        meaning: "one budget for the whole server: running calls' payloads, unsent replies, queued events and partial frames of every connection; at it the server stops reading from the connections holding more than 64 KiB until usage falls (nothing fails, it waits)",
         min: 1,
         apply: |c, n| c.max_memory = size(n),
     },
