@@ -358,3 +358,27 @@ fn requests_larger_than_the_budget_are_all_answered() {
         client.join().expect("every client is answered");
     }
 }
+
+#[test]
+fn the_typed_client_takes_the_echo_of_a_maximum_request() {
+    use my_timer::{EchoRemote, EchoRequest};
+    let server = ServerProcess::tcp();
+    let overhead = echo_payload("", 0).len() - 1 + 5;
+    let message = "y".repeat(4 * MIB - 4 - overhead);
+    assert_eq!(4 + echo_payload(&message, 0).len(), 4 * MIB);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = rpc_core::Client::connect(&server.address)
+            .await
+            .expect("connects");
+        let request = EchoRequest {
+            message: message.clone(),
+            delay_ms: 0,
+        };
+        let reply = client.echo(request).await.expect("the whole reply");
+        assert_eq!(reply.echoed.len(), message.len());
+    });
+}
