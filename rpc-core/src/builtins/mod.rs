@@ -11,7 +11,7 @@
 //!   `rpc.cancel`, which the connection answers itself.
 
 #[cfg(feature = "server")]
-use crate::events::{Hub, Subscriber};
+use crate::events::{Hub, QueueLimits, Subscriber};
 #[cfg(feature = "server")]
 use crate::wire::{Reply, SUBSCRIBE, UNSUBSCRIBE};
 
@@ -21,20 +21,20 @@ pub(crate) mod subscribe;
 
 /// Answers the built-ins that need the connection: `rpc.subscribe` and
 /// `rpc.unsubscribe`, on the connection whose subscriber is `slot` (made on
-/// first use with a queue of `capacity` events). `None` for any other name.
+/// first use with a queue bounded by `limits`). `None` for any other name.
 #[cfg(feature = "server")]
 pub(crate) fn connection(
     name: &[u8],
     payload: &[u8],
     hub: &Hub,
     slot: &mut Option<Box<Subscriber>>,
-    capacity: usize,
+    limits: QueueLimits,
 ) -> Option<(&'static str, Reply)> {
     if !name.starts_with(b"rpc.") {
         return None;
     }
     if name == SUBSCRIBE.as_bytes() {
-        let reply = subscribe::subscribe(hub, slot, capacity, payload);
+        let reply = subscribe::subscribe(hub, slot, limits, payload);
         Some((SUBSCRIBE, reply))
     } else if name == UNSUBSCRIBE.as_bytes() {
         let reply = subscribe::unsubscribe(hub, slot.as_deref(), payload);

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{EventTable, Hub, Subscriber};
+use crate::events::{EventTable, Hub, QueueLimits, Subscriber};
 use crate::handler::encode_ok;
 use crate::wire::{Reply, SUBSCRIBE, UNSUBSCRIBE};
 
@@ -29,20 +29,20 @@ pub(crate) struct Unsubscribed {
 
 /// `rpc.subscribe`: subscribes the connection whose subscriber is `slot`
 /// to `payload`'s events (every event when the list is empty or absent),
-/// registering a subscriber with a queue of `capacity` events on first use.
+/// registering a subscriber with a queue bounded by `limits` on first use.
 /// The reply lists every event the connection is now subscribed to. An
 /// unknown name changes nothing.
 pub(crate) fn subscribe(
     hub: &Hub,
     slot: &mut Option<Box<Subscriber>>,
-    capacity: usize,
+    limits: impl Into<QueueLimits>,
     payload: &[u8],
 ) -> Reply {
     let indices = match requested(hub.table(), SUBSCRIBE, payload) {
         Ok(indices) => indices,
         Err(reply) => return reply,
     };
-    let subscriber = slot.get_or_insert_with(|| Box::new(hub.subscriber(capacity)));
+    let subscriber = slot.get_or_insert_with(|| Box::new(hub.subscriber(limits)));
     subscriber.want(&indices, true);
     let subscribed = subscriber.subscribed().map(str::to_owned).collect();
     encode_ok(SUBSCRIBE, &Subscribed { subscribed })

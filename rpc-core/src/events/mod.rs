@@ -54,11 +54,14 @@ mod hub;
 mod remote;
 
 pub use hub::{EventStream, Hub};
-pub(crate) use remote::Subscriber;
+pub(crate) use remote::{QueueLimits, Subscriber};
 
 /// Events a remote subscriber's queue holds by default (see
 /// `server::Config::max_event_queue`).
 pub const DEFAULT_REMOTE_QUEUE: usize = 256;
+/// Envelope bytes a remote subscriber's queue holds by default (see
+/// `server::Config::max_event_queue_bytes`).
+pub const DEFAULT_REMOTE_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Events an in-process [`EventStream`] holds before it drops (see [`Hub::listen`]).
 pub const DEFAULT_LISTENER_QUEUE: usize = 1024;
 
@@ -331,6 +334,57 @@ mod tests {
         assert_eq!(frames(&wbuf), [ping(6, Some(3))]);
         // Exactly the CBOR a peer would encode: definite lengths, keys in order.
         assert_eq!(&wbuf[8..], &cbor(&ping(6, Some(3)).1)[..]);
+    }
+
+    #[test]
+    fn queues_are_bounded_by_bytes_and_oversized_events_are_dropped() {
+        let size = remote::envelope_pairs("ping", &Ping { n: 1 })
+            .unwrap()
+            .len();
+        let hub = Hub::with_table(table());
+        let mut slot = None;
+        let limits = QueueLimits {
+            events: 100,
+            bytes: 2 * size,
+            max_event: usize::MAX,
+        };
+        subscribe(&hub, &mut slot, limits, &names(&["ping"]));
+        let sub = slot.take().unwrap();
+        for n in 1..=5 {
+            hub.emit(Ping { n });
+        }
+        assert_eq!(sub.queued_bytes(), 2 * size);
+        let mut wbuf = BytesMut::new();
+        let mut sub = sub;
+        sub.flush_into(&mut wbuf);
+        assert_eq!(sub.queued_bytes(), 0, "taken events give their bytes back");
+        hub.emit(Ping { n: 6 });
+        sub.flush_into(&mut wbuf);
+        assert_eq!(
+            frames(&wbuf),
+            [ping(1, None), ping(2, None), ping(6, Some(3))]
+        );
+        // An event whose frame could exceed what clients accept never goes.
+        let mut slot = None;
+        // A pong's pairs are 3 bytes shorter than a ping's: it fits.
+        let limits = QueueLimits {
+            events: 100,
+            bytes: usize::MAX,
+            max_event: size + 16,
+        };
+        subscribe(&hub, &mut slot, limits, &names(&["ping", "pong"]));
+        let sub = slot.as_mut().unwrap();
+        hub.emit(Ping { n: 7 });
+        hub.emit(Pong);
+        let mut wbuf = BytesMut::new();
+        sub.flush_into(&mut wbuf);
+        use ciborium::Value;
+        let pong = Value::Map(vec![
+            ("eventType".into(), "pong".into()),
+            ("payload".into(), Value::Null),
+            ("dropped".into(), 1.into()),
+        ]);
+        assert_eq!(frames(&wbuf), [(2, pong)]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! filled by the hub and drained by the server into status 2 frames.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
@@ -21,20 +21,66 @@ pub(crate) struct Queued {
     dropped: u64,
 }
 
+/// The bounds of one subscriber's queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    /// Events waiting at most.
+    pub(crate) events: usize,
+    /// Bytes of the waiting events' envelopes at most; an event larger than
+    /// this is queued only when the queue is empty.
+    pub(crate) bytes: usize,
+    /// The largest event frame body sent; a larger event is dropped.
+    pub(crate) max_event: usize,
+}
+
+impl From<usize> for QueueLimits {
+    /// A queue bounded by `events` only.
+    fn from(events: usize) -> Self {
+        QueueLimits {
+            events,
+            bytes: usize::MAX,
+            max_event: usize::MAX,
+        }
+    }
+}
+
+/// What an event frame's body holds besides its pairs at most: the map
+/// header and `"dropped": u64`.
+const ENVELOPE_EXTRA: usize = 1 + DROPPED_KEY.len() + 9;
+
 pub(super) struct RemoteQueue {
     /// By index in the hub's table.
     pub(super) wants: Box<[AtomicBool]>,
     tx: mpsc::Sender<Queued>,
     /// Dropped since the last event queued.
     dropped: AtomicU64,
+    /// Envelope bytes of the events queued (shared envelopes counted for
+    /// each queue holding them).
+    bytes: AtomicUsize,
+    limits: QueueLimits,
 }
 
 impl RemoteQueue {
     pub(super) fn push(&self, pairs: Bytes) {
+        let size = pairs.len();
+        if size.saturating_add(ENVELOPE_EXTRA) > self.limits.max_event {
+            // Larger than any client accepts: never sent.
+            self.dropped.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
+        // Reserve the bytes first, so that concurrent emitters never
+        // overshoot together; an empty queue takes any event that fits a frame.
+        let before = self.bytes.fetch_add(size, Ordering::AcqRel);
+        if before > 0 && before.saturating_add(size) > self.limits.bytes {
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::AcqRel);
+            return;
+        }
         let dropped = self.dropped.swap(0, Ordering::AcqRel);
         if let Err(mpsc::error::TrySendError::Full(queued)) =
             self.tx.try_send(Queued { pairs, dropped })
         {
+            self.bytes.fetch_sub(size, Ordering::AcqRel);
             self.dropped.fetch_add(queued.dropped + 1, Ordering::AcqRel);
         }
     }
@@ -60,14 +106,17 @@ impl fmt::Debug for Subscriber {
 
 impl Hub {
     /// Registers a remote subscriber: the server's side of `rpc.subscribe`.
-    pub(crate) fn subscriber(&self, capacity: usize) -> Subscriber {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub(crate) fn subscriber(&self, limits: impl Into<QueueLimits>) -> Subscriber {
+        let limits = limits.into();
+        let (tx, rx) = mpsc::channel(limits.events.max(1));
         let queue = Arc::new(RemoteQueue {
             wants: (0..self.inner.table.len())
                 .map(|_| AtomicBool::new(false))
                 .collect(),
             tx,
             dropped: AtomicU64::new(0),
+            bytes: AtomicUsize::new(0),
+            limits,
         });
         write(&self.inner.remote).push(Arc::clone(&queue));
         self.inner.remote_count.fetch_add(1, Ordering::AcqRel);
@@ -92,6 +141,19 @@ impl Subscriber {
             .map(move |(i, _)| table.sorted[i].name)
     }
 
+    /// Envelope bytes of the events waiting in the queue.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queue.bytes.load(Ordering::Acquire)
+    }
+
+    /// Takes the next event, giving its bytes back to the queue's bound.
+    fn taken(&self, queued: Queued) -> Queued {
+        self.queue
+            .bytes
+            .fetch_sub(queued.pairs.len(), Ordering::AcqRel);
+        queued
+    }
+
     /// Moves queued events into `wbuf` as status 2 frames while it holds
     /// less than `backlog` bytes, registering the task to be woken by the
     /// next event. Returns whether any was written.
@@ -105,7 +167,8 @@ impl Subscriber {
         while wbuf.len() < backlog {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(queued)) => {
-                    queued.encode(wbuf, self.multiplexed);
+                    let multiplexed = self.multiplexed;
+                    self.taken(queued).encode(wbuf, multiplexed);
                     progress = true;
                 }
                 Poll::Ready(None) | Poll::Pending => break,
@@ -119,7 +182,8 @@ impl Subscriber {
     /// reply goes before it.
     pub(crate) fn flush_into(&mut self, wbuf: &mut BytesMut) {
         while let Ok(queued) = self.rx.try_recv() {
-            queued.encode(wbuf, self.multiplexed);
+            let multiplexed = self.multiplexed;
+            self.taken(queued).encode(wbuf, multiplexed);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::listener::DEFAULT_UNIX_MODE;
 use crate::events;
-use crate::wire::DEFAULT_MAX_FRAME;
+use crate::wire::{DEFAULT_MAX_FRAME, DEFAULT_MAX_REPLY};
 use crate::Error;
 
 /// Limits of a server. Every field has a documented default.
@@ -46,7 +46,33 @@ pub struct Config {
     /// (0600) whatever the umask, then set to this; 0660 lets the owner's
     /// group connect too. Default [`DEFAULT_UNIX_MODE`] (0600).
     pub unix_mode: u32,
+    /// Envelope bytes of the events waiting for one subscribed connection;
+    /// an event that does not fit is dropped and counted like one over
+    /// [`Config::max_event_queue`] (an empty queue takes any event that
+    /// fits [`Config::max_reply`]).
+    /// Default [`events::DEFAULT_REMOTE_QUEUE_BYTES`] (4 MiB).
+    pub max_event_queue_bytes: usize,
+    /// One memory budget for the whole server, in bytes: payloads of running
+    /// calls, unsent replies, queued events and buffered partial frames,
+    /// summed over every connection. At the budget the server stops reading
+    /// from the connections holding more than 64 KiB until usage falls (one
+    /// at a time whose partial frame is all it holds may finish it);
+    /// nothing fails for lack of budget. Default 128 MiB.
+    pub max_memory: usize,
+    /// Close a connection whose partial frame has received no byte for this
+    /// long (a slow-loris); a frame arriving slowly but steadily is never
+    /// cut. Default 30 s; `None` is never.
+    pub frame_timeout: Option<Duration>,
+    /// The largest reply body sent: a larger reply is replaced by status 1
+    /// `METHOD: reply of N bytes exceeds the limit of M`, a larger event is
+    /// dropped and counted. The clients accept [`DEFAULT_MAX_REPLY`] by
+    /// default. Default [`DEFAULT_MAX_REPLY`] (4 MiB + 64 KiB, room for the
+    /// echo of a maximum request).
+    pub max_reply: usize,
 }
+
+/// The default of [`Config::max_memory`]: 128 MiB.
+pub const DEFAULT_MAX_MEMORY: usize = 128 * 1024 * 1024;
 
 impl Default for Config {
     fn default() -> Self {
@@ -60,6 +86,10 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             max_event_queue: events::DEFAULT_REMOTE_QUEUE,
             unix_mode: DEFAULT_UNIX_MODE,
+            max_event_queue_bytes: events::DEFAULT_REMOTE_QUEUE_BYTES,
+            max_memory: DEFAULT_MAX_MEMORY,
+            frame_timeout: Some(Duration::from_secs(30)),
+            max_reply: DEFAULT_MAX_REPLY,
         }
     }
 }
@@ -111,6 +141,26 @@ impl Config {
         self.unix_mode = mode;
         self
     }
+    /// Sets [`Config::max_event_queue_bytes`].
+    pub fn max_event_queue_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_queue_bytes = bytes;
+        self
+    }
+    /// Sets [`Config::max_memory`].
+    pub fn max_memory(mut self, bytes: usize) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+    /// Sets [`Config::frame_timeout`].
+    pub fn frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+    /// Sets [`Config::max_reply`].
+    pub fn max_reply(mut self, bytes: usize) -> Self {
+        self.max_reply = bytes;
+        self
+    }
 }
 
 /// One `RPC_*` variable: its name, the type of its value, its default and
@@ -156,7 +206,7 @@ fn size(n: u64) -> usize {
 }
 
 /// Every variable [`Config::from_env`] reads, in the order they are listed.
-pub const ENV_VARS: [EnvVar; 9] = [
+pub const ENV_VARS: [EnvVar; 13] = [
     EnvVar {
         name: "RPC_MAX_FRAME",
         kind: "bytes",
@@ -246,6 +296,46 @@ pub const ENV_VARS: [EnvVar; 9] = [
         max: 0o777,
         radix: 8,
         apply: |c, mode| c.unix_mode = mode as u32,
+    },
+    EnvVar {
+        name: "RPC_MAX_EVENT_QUEUE_BYTES",
+        kind: "bytes",
+        default: events::DEFAULT_REMOTE_QUEUE_BYTES as u64,
+        meaning: "envelope bytes of the events waiting for one subscribed connection; what does not fit is dropped and counted (an empty queue takes any event up to RPC_MAX_REPLY)",
+        min: 1,
+        max: u64::MAX,
+        radix: 10,
+        apply: |c, n| c.max_event_queue_bytes = size(n),
+    },
+    EnvVar {
+        name: "RPC_MAX_MEMORY",
+        kind: "bytes",
+        default: DEFAULT_MAX_MEMORY as u64,
+        meaning: "one budget for the whole server: running calls' payloads, unsent replies, queued events and partial frames of every connection; at it the server stops reading from the connections holding more than 64 KiB until usage falls (nothing fails, it waits)",
+        min: 1,
+        max: u64::MAX,
+        radix: 10,
+        apply: |c, n| c.max_memory = size(n),
+    },
+    EnvVar {
+        name: "RPC_FRAME_TIMEOUT_MS",
+        kind: "milliseconds",
+        default: 30_000,
+        meaning: "close a connection whose partial frame has received no byte for this long (slow-loris); 0 is never",
+        min: 0,
+        max: u64::MAX,
+        radix: 10,
+        apply: |c, ms| c.frame_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+    },
+    EnvVar {
+        name: "RPC_MAX_REPLY",
+        kind: "bytes",
+        default: DEFAULT_MAX_REPLY as u64,
+        meaning: "largest reply or event body sent (what the clients accept by default); a larger reply becomes status 1, a larger event is dropped and counted",
+        min: 1,
+        max: u64::MAX,
+        radix: 10,
+        apply: |c, n| c.max_reply = size(n),
     },
 ];
 
@@ -368,6 +458,10 @@ mod tests {
             ("RPC_DRAIN_TIMEOUT_MS", "0"),
             ("RPC_MAX_EVENT_QUEUE", "8"),
             ("RPC_UNIX_MODE", "0660"),
+            ("RPC_MAX_EVENT_QUEUE_BYTES", "9000"),
+            ("RPC_MAX_MEMORY", "1048576"),
+            ("RPC_FRAME_TIMEOUT_MS", "250"),
+            ("RPC_MAX_REPLY", "2048"),
         ])
         .unwrap();
         assert_eq!(config.max_frame, 1024);
@@ -379,8 +473,14 @@ mod tests {
         assert_eq!(config.drain_timeout, Duration::ZERO);
         assert_eq!(config.max_event_queue, 8);
         assert_eq!(config.unix_mode, 0o660);
+        assert_eq!(config.max_event_queue_bytes, 9000);
+        assert_eq!(config.max_memory, 1 << 20);
+        assert_eq!(config.frame_timeout, Some(Duration::from_millis(250)));
+        assert_eq!(config.max_reply, 2048);
         let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
         assert_eq!(off.idle_timeout, None);
+        let off = with(&[("RPC_FRAME_TIMEOUT_MS", "0")]).unwrap();
+        assert_eq!(off.frame_timeout, None);
     }
 
     #[test]

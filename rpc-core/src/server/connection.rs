@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::task::{ready, Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
@@ -26,15 +26,19 @@ use super::rate_limit::{self, PROTOCOL_ERRORS};
 use super::Shared;
 use crate::builtins;
 use crate::builtins::multiplex;
-use crate::events::Subscriber;
+use crate::events::{QueueLimits, Subscriber};
 use crate::registry::{Call, LoggedName, Scope};
-use crate::wire::{encode_mux_response, encode_response, Reply, RequestCodec, CANCEL, HELLO};
+use crate::wire::{
+    encode_mux_response, encode_response, Reply, RequestCodec, CANCEL, HELLO, STATUS_ERROR,
+};
 use crate::Peer;
 
 pub(super) const READ_CHUNK: usize = 4 * 1024;
 /// An empty buffer larger than this (after a big frame or reply) is freed
 /// rather than kept for the life of the connection.
 pub(super) const KEEP_BUFFER: usize = 64 * 1024;
+/// The most one read takes from the socket.
+const MAX_READ: usize = 64 * 1024;
 /// How long a connection closed for a protocol error keeps discarding what
 /// the peer still sends, so that closing does not reset the replies it owes.
 const LINGER: Duration = Duration::from_secs(2);
@@ -79,6 +83,18 @@ pub(super) struct Connection<IO> {
     /// requests carry ids and replies go out as calls finish. `in_flight`
     /// then holds only the base-framed calls read before, answered first.
     mux: Option<Box<Multiplexed>>,
+    /// The bytes this connection last reported to the server's budget.
+    held: usize,
+    /// The budget's generation this connection last parked in.
+    parked: Option<usize>,
+    /// Holds the budget's exemption: reads on over the budget to finish
+    /// the frame it has begun.
+    exempt: bool,
+    /// Runs while a partial frame waits for bytes (`Config::frame_timeout`);
+    /// made on the first partial frame.
+    frame_timer: Option<Pin<Box<Sleep>>>,
+    /// `frame_timer` counts from the last byte received.
+    frame_armed: bool,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
@@ -105,6 +121,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             linger: false,
             subscriber: None,
             mux: None,
+            held: 0,
+            parked: None,
+            exempt: false,
+            frame_timer: None,
+            frame_armed: false,
             shared,
         }
     }
@@ -143,12 +164,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             // the only bytes to go over it.
             let backlog = self.shared.config.max_write_backlog;
             while self.wbuf.len() < backlog {
-                let Poll::Ready(Some((reply, cost))) = self.in_flight.poll_next_unpin(cx) else {
+                let Poll::Ready(Some((reply, cost, method))) = self.in_flight.poll_next_unpin(cx)
+                else {
                     break;
                 };
                 self.in_flight_bytes -= cost;
                 self.flush_events();
-                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                self.encode_reply(method, &reply);
                 progress = true;
             }
             if self.mux.is_some() && self.in_flight.is_empty() {
@@ -180,6 +202,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 return Poll::Ready(Ok(()));
             }
             if !progress {
+                self.account();
                 return Poll::Pending;
             }
         }
@@ -204,6 +227,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             config.max_write_backlog,
             config.idle_timeout,
         );
+        // Whether this turn ended waiting for the rest of a partial frame.
+        let mut awaiting_frame = false;
+        // Gave the exemption back this turn: let another take it first.
+        let mut released = false;
         while self.reading != Reading::Done
             && self.in_flight.len() + self.mux.as_ref().map_or(0, |mux| mux.len()) < max_in_flight
             && self.in_flight_bytes < max_in_flight_bytes
@@ -237,6 +264,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 Ok(Some(len)) => {
                     self.rbuf.advance(len);
                     progress = true;
+                    if self.exempt {
+                        // The frame it was exempt for is done.
+                        self.shared.budget.release(self.id);
+                        self.exempt = false;
+                        released = true;
+                    }
                     continue;
                 }
                 // An empty read buffer, large or not, goes back to the pool
@@ -262,6 +295,26 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 // client pipelining without pause gets its replies promptly.
                 break;
             }
+            // Over the server's budget, a connection holding much waits,
+            // but one at a time may finish the frame it has begun.
+            let held = self.account();
+            if !self.exempt && self.shared.budget.over(held) {
+                let budget = &self.shared.budget;
+                // Only a connection whose partial frame is all it holds:
+                // a pipelining hog's next frame is not what unblocks anyone.
+                let only_a_frame = !self.rbuf.is_empty() && held == self.rbuf.len();
+                if !released && only_a_frame && budget.claim(self.id) {
+                    self.exempt = true;
+                } else if budget.park(cx.waker(), &mut self.parked) {
+                    debug!(
+                        conn = self.id,
+                        held,
+                        used = budget.used(),
+                        "over the memory budget: reading paused"
+                    );
+                    break;
+                }
+            }
             if self.rbuf.capacity() == 0 {
                 self.rbuf = read_buffers::take();
             }
@@ -270,12 +323,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             }
             // `poll_read` (not `try_read`): tokio clears readiness after a
             // short read, which saves a `recv` that would only say EAGAIN.
-            match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.rbuf) {
+            // At most MAX_READ at once: a grown buffer's spare room would
+            // let one read take far more than the budget's check allowed.
+            let mut room = (&mut self.rbuf).limit(MAX_READ);
+            match poll_read_buf(Pin::new(&mut self.io), cx, &mut room) {
                 Poll::Pending => {
                     // Waiting with nothing buffered: the buffer goes back to
                     // the thread's pool, so an idle connection holds none.
                     if self.rbuf.is_empty() {
                         read_buffers::give(std::mem::take(&mut self.rbuf));
+                    } else {
+                        awaiting_frame = true;
+                        if self.frame_stalled(cx) {
+                            warn!(
+                                conn = self.id,
+                                bytes = self.rbuf.len(),
+                                "closing connection: partial frame stalled"
+                            );
+                            self.reading = Reading::Done;
+                        }
                     }
                     break;
                 }
@@ -292,13 +358,92 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
+                    self.frame_armed = false;
                     if let (Some(idle), Some(timeout)) = (&mut self.idle, idle_timeout) {
                         idle.as_mut().reset(tokio::time::Instant::now() + timeout);
                     }
                 }
             }
         }
+        if !awaiting_frame {
+            // Paused, or no partial frame: the timer restarts at the next wait,
+            // and the exemption is for a connection waiting on its peer.
+            self.frame_armed = false;
+            if self.exempt {
+                self.shared.budget.release(self.id);
+                self.exempt = false;
+            }
+        }
         Ok(progress)
+    }
+
+    /// Whether the partial frame in the read buffer has received no byte
+    /// for `Config::frame_timeout`; the timer counts from the first wait
+    /// after the last byte (the connection waiting on the peer, not on the
+    /// budget or its own limits).
+    fn frame_stalled(&mut self, cx: &mut TaskContext<'_>) -> bool {
+        let Some(timeout) = self.shared.config.frame_timeout else {
+            return false;
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timer = self
+            .frame_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.frame_armed {
+            timer.as_mut().reset(deadline);
+            self.frame_armed = true;
+        }
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// What the connection holds against the server's budget, reported
+    /// (one atomic add or sub) when it changed since the last report.
+    fn account(&mut self) -> usize {
+        let held = self.in_flight_bytes
+            + self.rbuf.len()
+            + self.wbuf.len()
+            + self.subscriber.as_ref().map_or(0, |s| s.queued_bytes());
+        if held != self.held {
+            self.shared.budget.update(self.held, held);
+            self.held = held;
+        }
+        held
+    }
+
+    /// Encodes `reply`, or status 1 in its place when its body is over
+    /// `Config::max_reply` (what clients accept).
+    fn encode_reply(&mut self, method: &str, reply: &Reply) {
+        match self.over_limit(method, reply) {
+            None => encode_response(reply.status, &reply.body, &mut self.wbuf),
+            Some(text) => encode_response(STATUS_ERROR, text.as_bytes(), &mut self.wbuf),
+        }
+    }
+
+    /// The multiplexed [`encode_reply`](Self::encode_reply).
+    fn encode_mux_reply(&mut self, id: u32, method: &str, reply: &Reply) {
+        match self.over_limit(method, reply) {
+            None => encode_mux_response(id, reply.status, &reply.body, &mut self.wbuf),
+            Some(text) => encode_mux_response(id, STATUS_ERROR, text.as_bytes(), &mut self.wbuf),
+        }
+    }
+
+    /// The status 1 text that replaces a reply over `Config::max_reply`.
+    fn over_limit(&self, method: &str, reply: &Reply) -> Option<String> {
+        let max = self.shared.config.max_reply;
+        if reply.body.len() <= max {
+            return None;
+        }
+        let method = if method.is_empty() { "reply" } else { method };
+        warn!(
+            conn = self.id,
+            method,
+            bytes = reply.body.len(),
+            "reply over the limit"
+        );
+        Some(format!(
+            "{method}: reply of {} bytes exceeds the limit of {max}",
+            reply.body.len()
+        ))
     }
 
     /// Writes the queued events before a reply: an event fired while a
@@ -330,13 +475,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         if name == CANCEL.as_bytes() && self.mux.is_none() {
             return Some((CANCEL, multiplex::cancel_unframed()));
         }
-        let capacity = self.shared.config.max_event_queue;
+        let config = &self.shared.config;
+        let limits = QueueLimits {
+            events: config.max_event_queue,
+            bytes: config.max_event_queue_bytes,
+            max_event: config.max_reply,
+        };
         let answered = builtins::connection(
             name,
             payload,
             &self.shared.events,
             &mut self.subscriber,
-            capacity,
+            limits,
         );
         if self.mux.as_ref().is_some_and(|mux| mux.events_switched) {
             if let Some(subscriber) = &mut self.subscriber {
@@ -363,11 +513,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
     /// the write buffer holds less than `backlog`.
     fn write_mux_replies(&mut self, cx: &mut TaskContext<'_>, backlog: usize) -> bool {
         self.switch_events();
-        let Some(mux) = &mut self.mux else {
-            return false;
-        };
         let mut progress = false;
         while self.wbuf.len() < backlog {
+            let Some(mux) = &mut self.mux else {
+                return false;
+            };
             let Poll::Ready(Some(done)) = mux.calls.poll_next_unpin(cx) else {
                 break;
             };
@@ -376,10 +526,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             // `None`: cancelled, and answered by `rpc.cancel` already.
             if let Some(reply) = done.reply {
                 mux.ids.remove(&done.id);
-                if let Some(subscriber) = &mut self.subscriber {
-                    subscriber.flush_into(&mut self.wbuf);
-                }
-                encode_mux_response(done.id, reply.status, &reply.body, &mut self.wbuf);
+                self.flush_events();
+                self.encode_mux_reply(done.id, done.method, &reply);
             }
         }
         progress
@@ -388,7 +536,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
     /// Writes one multiplexed reply now, after the events queued before it.
     fn answer_mux(&mut self, id: u32, reply: &Reply) {
         self.flush_events();
-        encode_mux_response(id, reply.status, &reply.body, &mut self.wbuf);
+        self.encode_mux_reply(id, "", reply);
     }
 
     /// Starts one multiplexed request: checks its id, answers `rpc.cancel`,
@@ -429,8 +577,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             return self.answer_mux(id, &reply);
         }
         let mut in_flight = self.prepare(name, payload);
-        if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
-            return self.answer_mux(id, &reply);
+        if let Poll::Ready((reply, _, method)) = Pin::new(&mut in_flight).poll(cx) {
+            self.flush_events();
+            return self.encode_mux_reply(id, method, &reply);
         }
         self.in_flight_bytes += in_flight.cost;
         if let Some(mux) = &mut self.mux {
@@ -462,9 +611,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         // Most calls finish at their first poll: with nothing owed before
         // them, their reply goes straight to the write buffer.
         if self.in_flight.is_empty() {
-            if let Poll::Ready((reply, _)) = Pin::new(&mut in_flight).poll(cx) {
+            if let Poll::Ready((reply, _, method)) = Pin::new(&mut in_flight).poll(cx) {
                 self.flush_events();
-                encode_response(reply.status, &reply.body, &mut self.wbuf);
+                self.encode_reply(method, &reply);
                 return;
             }
         }
@@ -504,6 +653,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
             state,
             span,
             started,
+        }
+    }
+}
+
+impl<IO> Drop for Connection<IO> {
+    /// Gives back whatever the connection still held to the budget.
+    fn drop(&mut self) {
+        self.shared.budget.update(self.held, 0);
+        if self.exempt {
+            self.shared.budget.release(self.id);
         }
     }
 }
@@ -595,6 +754,7 @@ mod tests {
 
     /// A connection over an in-memory pipe of `pipe` bytes each way.
     fn connect(config: Config, pipe: usize) -> Harness {
+        let config_memory = config.max_memory;
         let registry = Box::leak(Box::new(Registry::from_methods([&FAST, &SLOW]).unwrap()));
         let (tx, started) = mpsc::unbounded_channel();
         let probe = Arc::new(Probe {
@@ -610,6 +770,7 @@ mod tests {
             config,
             events: Hub::new(),
             stopping: AtomicBool::new(false),
+            budget: super::super::budget::Budget::new(config_memory),
         });
         let (client, server) = duplex(pipe);
         let stop = CancellationToken::new();

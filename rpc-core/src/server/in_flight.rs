@@ -26,10 +26,10 @@ pub(super) enum State {
 }
 
 impl Future for InFlight {
-    /// The reply, and the cost to give back.
-    type Output = (Reply, usize);
+    /// The reply, the cost to give back, and the method's name.
+    type Output = (Reply, usize, &'static str);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<(Reply, usize)> {
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let reply = match &mut this.state {
             State::Ready(reply) => reply
@@ -56,6 +56,6 @@ impl Future for InFlight {
             this.span.record("micros", micros);
             debug!(parent: &this.span, status = reply.status, micros, "reply");
         }
-        Poll::Ready((reply, this.cost))
+        Poll::Ready((reply, this.cost, this.method))
     }
 }

@@ -13,6 +13,7 @@
 //!   decode frames, start calls, collect replies in order, batch writes;
 //! - `in_flight` (private): one request from decode to reply;
 //! - `buffers` (private): the per-thread pool of read buffers;
+//! - `budget` (private): the memory budget shared by every connection;
 //! - `rate_limit` (private): at most a few protocol-error and accept-error
 //!   lines a second, then one line with the count suppressed;
 //! - `config`: [`Config`] and the `RPC_*` environment variables;
@@ -38,6 +39,7 @@ use crate::registry::Registry;
 use crate::Address;
 use crate::{Error, Peer};
 
+mod budget;
 mod buffers;
 pub mod config;
 mod connection;
@@ -47,7 +49,7 @@ mod mux;
 mod rate_limit;
 pub mod shutdown;
 
-pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
+pub use config::{env_help, env_markdown, Config, EnvVar, DEFAULT_MAX_MEMORY, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
 pub use listener::{Bound, Listener, Stream, DEFAULT_UNIX_MODE};
@@ -83,6 +85,8 @@ struct Shared {
     /// Set before the stop token is cancelled: connections read this flag on
     /// every turn (the token's own check takes a lock).
     stopping: AtomicBool,
+    /// `Config::max_memory`, shared by every connection.
+    budget: budget::Budget,
 }
 
 impl Server {
@@ -149,9 +153,11 @@ impl Server {
             Some(hub) => Hub::clone(&hub),
             None => Hub::new(),
         };
+        tune_allocator();
         let shared = Arc::new(Shared {
             registry: self.registry,
             context: self.context,
+            budget: budget::Budget::new(self.config.max_memory),
             config: self.config,
             events,
             stopping: AtomicBool::new(false),
@@ -169,9 +175,11 @@ impl Server {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {
-                    if connections.is_empty() && peak >= TRIM_AFTER {
+                    // After a crowd, or after usage went high (hogs gone).
+                    let crowd = connections.is_empty() && peak >= TRIM_AFTER;
+                    if crowd || shared.budget.take_trim() {
                         trim_heap();
-                        peak = 0;
+                        peak = connections.len();
                     }
                 }
                 (permit, stream, peer) = accept(&limit, &mut listener) => {
@@ -214,6 +222,26 @@ async fn accept<L: Listener>(
 /// Connections that must have been open at once before the last one closing
 /// trims the heap.
 const TRIM_AFTER: usize = 256;
+
+/// Allocations from this size up are mapped on their own and unmapped when
+/// freed (glibc's default, 128 KiB, but fixed).
+const MMAP_THRESHOLD: usize = 256 * 1024;
+
+/// Fixes glibc's mmap threshold, once per process. By default glibc raises
+/// it up to 32 MiB after the first large buffer is freed, after which every
+/// large frame, reply and event buffer comes from the heap arenas and stays
+/// there, fragmented, when freed; fixed, those buffers go back to the
+/// system as they are freed (and the trim threshold stays at its default).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes the allocator's parameters, under its own locks.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int);
+        });
+    }
+}
 
 /// Returns the heap pages freed by a crowd of closed connections to the
 /// system: glibc keeps them otherwise, scattered between live allocations.

@@ -72,6 +72,7 @@ pub(super) struct MuxCall {
 /// give back to the connection's budget.
 pub(super) struct MuxDone {
     pub(super) id: u32,
+    pub(super) method: &'static str,
     pub(super) reply: Option<Reply>,
     pub(super) cost: usize,
 }
@@ -82,7 +83,7 @@ impl Future for MuxCall {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<MuxDone> {
         let this = &mut *self;
         let reply = match Pin::new(&mut this.call).poll(cx) {
-            Poll::Ready(Ok((reply, _))) => Some(reply),
+            Poll::Ready(Ok((reply, _, _))) => Some(reply),
             Poll::Ready(Err(_aborted)) => None,
             Poll::Pending => {
                 let expired = match &mut this.deadline {
@@ -97,6 +98,7 @@ impl Future for MuxCall {
         };
         Poll::Ready(MuxDone {
             id: this.id,
+            method: this.method,
             reply,
             cost: this.cost,
         })

@@ -16,9 +16,13 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use crate::Error;
 
-/// The default frame limit: 4 MiB for a request (method name and payload)
-/// or a response body.
+/// The default frame limit: 4 MiB for a request (method name and payload).
 pub const DEFAULT_MAX_FRAME: usize = 4 * 1024 * 1024;
+
+/// The default reply ceiling: the largest reply or event body a server
+/// sends and a client accepts. 64 KiB above [`DEFAULT_MAX_FRAME`], so that
+/// the reply (and the event) of an echo of a maximum request fit.
+pub const DEFAULT_MAX_REPLY: usize = DEFAULT_MAX_FRAME + 64 * 1024;
 
 /// Status of a successful reply: the body is one CBOR item.
 pub const STATUS_OK: i32 = 0;
@@ -217,9 +221,11 @@ impl ResponseCodec {
     }
 }
 
+/// Accepts every body up to [`DEFAULT_MAX_REPLY`]: whatever a server with
+/// the default limits sends.
 impl Default for ResponseCodec {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_FRAME)
+        Self::new(DEFAULT_MAX_REPLY)
     }
 }
 
