@@ -12,7 +12,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use super::frame::{RequestCodec, DEFAULT_MAX_FRAME};
+use super::frame::{RequestCodec, DEFAULT_MAX_REPLY};
 use crate::Error;
 
 /// The built-in method that negotiates protocol features.
@@ -177,7 +177,7 @@ impl MuxResponseCodec {
 
 impl Default for MuxResponseCodec {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_FRAME)
+        Self::new(DEFAULT_MAX_REPLY)
     }
 }
 
