@@ -32,7 +32,7 @@ pub const STATUS_ERROR: i32 = 1;
 /// CBOR envelope `{"eventType", "payload", ? "dropped"}`.
 pub const STATUS_EVENT: i32 = 2;
 
-const LEN: usize = 4;
+pub(super) const LEN: usize = 4;
 
 /// One request frame, split into its two parts without copying.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct Response {
     pub body: Bytes,
 }
 
-fn be_u32(buf: &[u8], at: usize) -> usize {
+pub(super) fn be_u32(buf: &[u8], at: usize) -> usize {
     let mut word = [0; LEN];
     word.copy_from_slice(&buf[at..at + LEN]);
     u32::from_be_bytes(word) as usize

@@ -12,7 +12,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
-use super::frame::{RequestCodec, DEFAULT_MAX_REPLY};
+use super::frame::{
+    be_u32, encode_request, encode_response, Frame, RequestCodec, DEFAULT_MAX_REPLY, LEN,
+};
 use crate::Error;
 
 /// The built-in method that negotiates protocol features.
@@ -24,13 +26,8 @@ pub const MULTIPLEX: &str = "multiplex";
 /// The call id of event frames in the multiplexed framing: no call has it.
 pub const EVENT_ID: u32 = 0;
 
-const LEN: usize = 4;
-
-fn be_u32(buf: &[u8], at: usize) -> u32 {
-    let mut word = [0; LEN];
-    word.copy_from_slice(&buf[at..at + LEN]);
-    u32::from_be_bytes(word)
-}
+/// The id and deadline words before a multiplexed request's base frame.
+const PREFIX: usize = 2 * LEN;
 
 /// Where the parts of one whole multiplexed request lie, from the start of
 /// a buffer.
@@ -38,14 +35,14 @@ fn be_u32(buf: &[u8], at: usize) -> u32 {
 pub struct MuxFrame {
     id: u32,
     timeout_ms: u32,
-    method_len: usize,
-    payload_len: usize,
+    /// The base request frame after the two words.
+    frame: Frame,
 }
 
 impl MuxFrame {
     /// The whole frame's length, headers included.
     pub fn len(&self) -> usize {
-        4 * LEN + self.method_len + self.payload_len
+        PREFIX + self.frame.len()
     }
 
     /// Never true: a frame has at least its four headers.
@@ -65,13 +62,12 @@ impl MuxFrame {
 
     /// The method name within `buf` (the buffer the frame was found in).
     pub fn method<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        &buf[3 * LEN..3 * LEN + self.method_len]
+        self.frame.method(&buf[PREFIX..])
     }
 
     /// The payload within `buf` (the buffer the frame was found in).
     pub fn payload<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        let start = 4 * LEN + self.method_len;
-        &buf[start..start + self.payload_len]
+        self.frame.payload(&buf[PREFIX..])
     }
 }
 
@@ -80,49 +76,16 @@ impl RequestCodec {
     /// consuming it: `Ok(None)` until it is whole, an error as soon as a
     /// header announces more than the limit.
     pub fn mux_frame(&self, src: &[u8]) -> Result<Option<MuxFrame>, Error> {
-        let max = self.max_frame();
-        if src.len() < 3 * LEN {
+        if src.len() < PREFIX {
             return Ok(None);
         }
-        let method_len = be_u32(src, 2 * LEN) as usize;
-        if method_len > max {
-            return Err(Error::FrameTooLarge {
-                what: "method name",
-                len: method_len as u64,
-                max,
-            });
-        }
-        let head = 4 * LEN + method_len;
-        if src.len() < head {
-            return Ok(None);
-        }
-        let payload_len = be_u32(src, 3 * LEN + method_len) as usize;
-        if method_len + payload_len > max {
-            let (what, len) = if payload_len > max {
-                ("payload", payload_len)
-            } else {
-                ("method name plus payload", method_len + payload_len)
-            };
-            return Err(Error::FrameTooLarge {
-                what,
-                len: len as u64,
-                max,
-            });
-        }
-        if src.len() < head + payload_len {
-            return Ok(None);
-        }
-        Ok(Some(MuxFrame {
-            id: be_u32(src, 0),
-            timeout_ms: be_u32(src, LEN),
-            method_len,
-            payload_len,
+        // After the two words, the base frame with its limits.
+        Ok(self.frame(&src[PREFIX..])?.map(|frame| MuxFrame {
+            id: be_u32(src, 0) as u32,
+            timeout_ms: be_u32(src, LEN) as u32,
+            frame,
         }))
     }
-}
-
-fn frame_len(len: usize) -> u32 {
-    u32::try_from(len).unwrap_or(u32::MAX)
 }
 
 /// Appends one multiplexed request frame to `dst`.
@@ -133,22 +96,17 @@ pub fn encode_mux_request(
     payload: &[u8],
     dst: &mut BytesMut,
 ) {
-    dst.reserve(4 * LEN + method.len() + payload.len());
+    dst.reserve(PREFIX);
     dst.put_u32(id);
     dst.put_u32(timeout_ms);
-    dst.put_u32(frame_len(method.len()));
-    dst.put_slice(method);
-    dst.put_u32(frame_len(payload.len()));
-    dst.put_slice(payload);
+    encode_request(method, payload, dst);
 }
 
 /// Appends one multiplexed response frame to `dst`.
 pub fn encode_mux_response(id: u32, status: i32, body: &[u8], dst: &mut BytesMut) {
-    dst.reserve(3 * LEN + body.len());
+    dst.reserve(LEN);
     dst.put_u32(id);
-    dst.put_i32(status);
-    dst.put_u32(frame_len(body.len()));
-    dst.put_slice(body);
+    encode_response(status, body, dst);
 }
 
 /// One multiplexed response frame.
@@ -189,7 +147,7 @@ impl Decoder for MuxResponseCodec {
         if src.len() < 3 * LEN {
             return Ok(None);
         }
-        let body_len = be_u32(src, 2 * LEN) as usize;
+        let body_len = be_u32(src, 2 * LEN);
         if body_len > self.max_frame {
             return Err(Error::FrameTooLarge {
                 what: "response body",
