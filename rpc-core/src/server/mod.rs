@@ -1,12 +1,13 @@
-//! The socket server: one accept loop for TCP and unix sockets, one task per
+//! The socket server: one accept loop for TCP, TLS and unix sockets, one task per
 //! connection, handlers of a connection running concurrently with replies
 //! written in request order, and a graceful drain on shutdown.
 //!
 //! # Layout
 //!
 //! - `listener`: the [`Listener`] trait, implemented for TCP and unix
-//!   sockets, and [`Bound`], either kind bound from an [`Address`]; TLS
-//!   plugs in there next;
+//!   sockets, and [`Bound`], TCP, TLS or unix bound from an [`Address`];
+//! - `tls`: the TLS config of `tls:` listeners (PEM files, SIGHUP reload),
+//!   the lazily handshaking [`TlsStream`] and the client's [`TlsIdentity`];
 //! - [`Server`] owns the registry, the context and the [`Config`], and runs
 //!   the accept loop until its shutdown future resolves;
 //! - `connection` (private): the per-connection state machine: read and
@@ -42,12 +43,14 @@ mod connection;
 mod in_flight;
 pub mod listener;
 pub mod shutdown;
+pub mod tls;
 
 pub use config::{env_help, env_markdown, Config, EnvVar, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
 pub use listener::{Bound, Listener, Stream};
 pub use shutdown::shutdown_signal;
+pub use tls::{TlsIdentity, TlsStream};
 
 use connection::Connection;
 
