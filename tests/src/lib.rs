@@ -9,8 +9,8 @@
 //! - [`Conn`]: a blocking connection with raw frame access;
 //! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies;
 //! - [`fuzz`]: the fuzz targets' bodies, replayed on their corpora by the tests;
-//! - [`tls`]: certificates made at run time; `TESTS_TRANSPORT=tls` runs the
-//!   TCP helpers ([`ServerProcess::tcp`], [`Conn`]) over TLS.
+//! - [`tls`]: certificates made at run time; the `contract_tls` suite (or
+//!   `TESTS_TRANSPORT=tls`) runs the TCP helpers ([`ServerProcess::tcp`], [`Conn`]) over TLS.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -147,7 +147,7 @@ impl ServerProcess {
 
     /// A server on a free TCP port of 127.0.0.1 with extra environment
     /// variables (`RPC_*` limits, or `RUST_LOG` to override the default).
-    /// With `TESTS_TRANSPORT=tls`, [`ServerProcess::tls_with_env`] instead.
+    /// Over TLS ([`ServerProcess::tls_with_env`]) where [`tls::transport_is_tls`].
     pub fn tcp_with_env(env: &[(&str, &str)]) -> Self {
         if tls::transport_is_tls() {
             return Self::tls_with_env(env);
@@ -156,7 +156,7 @@ impl ServerProcess {
     }
 
     /// A server on a free TCP port of 127.0.0.1 (over TLS with
-    /// `TESTS_TRANSPORT=tls`).
+    /// [`tls::transport_is_tls`]).
     pub fn tcp() -> Self {
         Self::tcp_with_env(&[])
     }

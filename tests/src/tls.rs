@@ -4,9 +4,9 @@
 //! [`Pki`] is a CA with a server certificate for `localhost` and
 //! `127.0.0.1` and a client certificate, as PEM files in a temporary
 //! directory; [`Pki::issue`] makes more (expired, other names, another CA).
-//! With `TESTS_TRANSPORT=tls` in the environment, [`ServerProcess::tcp`]
-//! (crate::ServerProcess::tcp) serves `tls:` with [`shared`]'s files, so the
-//! contract suite runs unchanged over TLS.
+//! In the `contract_tls` test binary (or with `TESTS_TRANSPORT=tls`),
+//! [`ServerProcess::tcp`](crate::ServerProcess::tcp) serves `tls:` with
+//! [`shared`]'s files, so the contract suite runs unchanged over TLS.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -181,7 +181,17 @@ pub fn shared() -> &'static Pki {
     PKI.get_or_init(|| Pki::new("rpc tests CA"))
 }
 
-/// Whether `TESTS_TRANSPORT=tls`: the TCP helpers serve and connect over TLS.
+/// Whether the TCP helpers serve and connect over TLS: in the test binary
+/// `contract_tls` (cargo names it `contract_tls-HASH`), or with
+/// `TESTS_TRANSPORT=tls` in the environment (any suite).
 pub fn transport_is_tls() -> bool {
-    std::env::var("TESTS_TRANSPORT").is_ok_and(|t| t == "tls")
+    static TLS: OnceLock<bool> = OnceLock::new();
+    *TLS.get_or_init(|| {
+        let in_contract_tls = std::env::current_exe().ok().is_some_and(|exe| {
+            exe.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("contract_tls-"))
+        });
+        in_contract_tls || std::env::var("TESTS_TRANSPORT").is_ok_and(|t| t == "tls")
+    })
 }

@@ -30,6 +30,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// long connecting may take. `ClientOptions::default()` trusts the
 /// system's root certificates and presents no certificate.
 ///
+/// A server that asks for a client certificate when none is configured is
+/// refused at connect ([`Error::Connect`], "requires a client
+/// certificate"): under TLS 1.3 its own refusal would come only at the
+/// first read, as a closed connection. (This also refuses a server for
+/// which the certificate is optional.)
+///
 /// ```
 /// use rpc_core::client::ClientOptions;
 /// let options = ClientOptions::default()
@@ -383,5 +389,72 @@ impl AsyncWrite for ClientStream {
             #[cfg(unix)]
             ClientStream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_error(options: &ClientOptions) -> String {
+        match options.tls_config(Arc::default()) {
+            Ok(_) => panic!("a config was made"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unusable_files_are_named() {
+        let dir = std::env::temp_dir().join("rpc-core-no-such-dir");
+        let ca = dir.join("ca.pem");
+        let err = config_error(&ClientOptions::default().ca(&ca));
+        assert!(err.starts_with("cannot read the TLS CA "), "{err}");
+        assert!(err.contains("ca.pem"), "{err}");
+        let only_cert = ClientOptions {
+            cert: Some(dir.join("me.pem")),
+            ..ClientOptions::default()
+        };
+        assert!(config_error(&only_cert).contains("needs its private key"));
+        let only_key = ClientOptions {
+            key: Some(dir.join("me.key")),
+            ..ClientOptions::default()
+        };
+        assert!(config_error(&only_key).contains("needs its certificate"));
+    }
+
+    #[test]
+    fn the_builder_sets_every_field() {
+        let options = ClientOptions::default()
+            .ca("ca.pem")
+            .client_cert("me.pem", "me.key")
+            .server_name("rpc.internal")
+            .connect_timeout(Duration::from_secs(2));
+        assert_eq!(options.ca, Some("ca.pem".into()));
+        assert_eq!(options.cert, Some("me.pem".into()));
+        assert_eq!(options.key, Some("me.key".into()));
+        assert_eq!(options.server_name.as_deref(), Some("rpc.internal"));
+        assert_eq!(options.connect_timeout, Duration::from_secs(2));
+        assert_eq!(
+            ClientOptions::default().connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_server_name_is_refused_before_connecting() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&ca, params.self_signed(&key).unwrap().pem()).unwrap();
+        // Port 1 is never reached: the name is checked first.
+        let address: Address = "tls:127.0.0.1:1".parse().unwrap();
+        let options = ClientOptions::default().ca(&ca).server_name("not a name");
+        let err = connect_stream(&address, &options).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#""not a name" is not a valid TLS server name (a DNS name or an IP address)"#
+        );
     }
 }

@@ -324,7 +324,13 @@ impl AsyncRead for TlsStream {
         let this = self.get_mut();
         ready!(this.poll_handshake(cx))?;
         match &mut this.state {
-            State::Ready(stream) => Pin::new(stream).poll_read(cx, buf),
+            State::Ready(stream) => match ready!(Pin::new(stream).poll_read(cx, buf)) {
+                // A client that closes without close_notify has ended its
+                // stream: frames carry their lengths, so a cut is seen as
+                // one by the framing, as over plain TCP.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+                other => Poll::Ready(other),
+            },
             _ => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
