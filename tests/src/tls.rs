@@ -50,12 +50,17 @@ pub enum Validity {
 }
 
 impl Pki {
-    /// A new CA named `name`, with a server and a client certificate.
+    /// A new CA named `name`, with a server and a client certificate, in a
+    /// temporary directory removed on drop.
     pub fn new(name: &str) -> Pki {
         let dir = tempfile::Builder::new()
             .prefix("rpc-tls-")
             .tempdir()
             .expect("temp dir");
+        Self::in_dir(name, dir)
+    }
+
+    fn in_dir(name: &str, dir: tempfile::TempDir) -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -176,9 +181,30 @@ pub fn client_config(ca: &Path, client: Option<&Issued>) -> Arc<rustls::ClientCo
 
 /// The certificates of this test process, made once: what
 /// `TESTS_TRANSPORT=tls` servers present and [`Conn`](crate::Conn) trusts.
+///
+/// A static is never dropped, so its directory is named after the process
+/// (`rpc-tls-shared-PID`) and those of processes that have exited are
+/// removed when the next one starts (Linux, where `/proc` tells).
 pub fn shared() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| Pki::new("rpc tests CA"))
+    PKI.get_or_init(|| {
+        const PREFIX: &str = "rpc-tls-shared-";
+        let tmp = std::env::temp_dir();
+        if Path::new("/proc/self").exists() {
+            for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let pid = name.to_str().and_then(|n| n.strip_prefix(PREFIX));
+                if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = tmp.join(format!("{PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("shared PKI dir");
+        let dir = tempfile::TempDir::with_prefix_in("pki-", &dir).expect("temp dir");
+        Pki::in_dir("rpc tests CA", dir)
+    })
 }
 
 /// Whether the TCP helpers serve and connect over TLS: in the test binary
