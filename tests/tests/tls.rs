@@ -80,6 +80,18 @@ fn the_contract_suite_binary_is_switched_to_tls() {
 }
 
 #[test]
+fn a_silent_client_does_not_hold_up_the_others() {
+    let server = ServerProcess::tls_with_env(&[]);
+    let host_port = server.address.strip_prefix("tls:").unwrap();
+    // Connected, and never a byte of handshake: accepted, waiting in its task.
+    let _silent: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(host_port).unwrap())
+        .collect();
+    server.wait_for_open_connections(4);
+    assert_eq!(version(&mut server.connect()), Ok(VERSION.into()));
+}
+
+#[test]
 fn a_plain_client_on_a_tls_port_is_dropped_and_the_server_goes_on() {
     let server = ServerProcess::tls_with_env(&[]);
     let host_port = server.address.strip_prefix("tls:").unwrap();
