@@ -2,15 +2,18 @@
 # usage: bench/run.sh
 #
 # serve_host and wire-baseline side by side, from a clone: builds both (and
-# loadgen) in release, then for each scenario and transport (tcp, unix) runs
-# each server on SERVER_CPU and loadgen on LOAD_CPU for BENCH_SECONDS, one
-# server at a time, appends loadgen's JSON line to $RESULTS and ends with a
-# table and the ratios serve_host / wire-baseline.
+# loadgen) in release, then for each scenario and transport (tcp, unix, tls)
+# runs each server on SERVER_CPU and loadgen on LOAD_CPU for BENCH_SECONDS,
+# one server at a time, appends loadgen's JSON line to $RESULTS and ends with
+# a table and the ratios serve_host / wire-baseline. tls runs serve_host only
+# (the baseline has no TLS), with a throwaway CA and certificate made by
+# openssl; its rows compare with serve_host's tcp rows.
 #
 # Environment: RESULTS (/tmp/rpc-bench.jsonl, emptied first), BENCH_SECONDS (3),
 # REPEAT (1; the table shows medians), SCENARIOS (all: "latency fan-in
-# pipelined version large crowd"), SERVER_CPU (0), LOAD_CPU (1).
-# Needs taskset, timeout and python3.
+# pipelined version large crowd"), TRANSPORTS ("tcp unix tls"),
+# SERVER_CPU (0), LOAD_CPU (1). Needs taskset, timeout, python3 (and openssl
+# for tls).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +21,7 @@ RESULTS=${RESULTS:-/tmp/rpc-bench.jsonl}
 SECS=${BENCH_SECONDS:-3}
 REPEAT=${REPEAT:-1}
 SCENARIOS=${SCENARIOS:-latency fan-in pipelined version large crowd}
+TRANSPORTS=${TRANSPORTS:-tcp unix tls}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 BIN=$ROOT/target/release
@@ -37,26 +41,42 @@ stop_server() {
 trap 'stop_server; rm -rf "$TMP"' EXIT
 trap 'exit 130' INT TERM
 
+# A CA and a certificate for 127.0.0.1, for the tls runs.
+if [[ " $TRANSPORTS " == *" tls "* ]]; then
+  (
+    cd "$TMP" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout ca.key -out ca.pem -days 2 -subj /CN=bench-ca &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -keyout server.key -out server.csr -subj /CN=bench-server &&
+      printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext.cnf &&
+      openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+        -out server.pem -days 2 -extfile ext.cnf
+  ) > "$TMP/openssl.log" 2>&1 || { cat "$TMP/openssl.log" >&2; exit 1; }
+fi
+
 # run_one SCENARIO LABEL TRANSPORT SERVER_BINARY
 run_one() {
-  local scenario=$1 label=$2 transport=$3 server=$4 addr line
-  if [ "$transport" = tcp ]; then
-    addr=tcp:127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  else
+  local scenario=$1 label=$2 transport=$3 server=$4 addr line tls=()
+  if [ "$transport" = unix ]; then
     addr=unix:$TMP/$label.sock
+  else
+    addr=$transport:127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   fi
+  [ "$transport" = tls ] && tls=(--ca "$TMP/ca.pem")
   # exec: the PID is the server's own, for loadgen's /proc/PID/stat.
-  taskset -c "$SERVER_CPU" bash -c 'exec timeout -k 2 "$0" "$@"' "$((SECS + 30))" \
+  RPC_TLS_CERT=$TMP/server.pem RPC_TLS_KEY=$TMP/server.key \
+    taskset -c "$SERVER_CPU" bash -c 'exec timeout -k 2 "$0" "$@"' "$((SECS + 30))" \
     "$server" "$addr" > "$TMP/server.log" 2>&1 &
   SPID=$!
   for _ in $(seq 100); do
-    "$BIN/loadgen" "$addr" --probe && break
+    "$BIN/loadgen" "$addr" "${tls[@]}" --probe 2>/dev/null && break
     sleep 0.05
   done
   # timeout's child is the server.
   local pid
   pid=$(pgrep -P "$SPID" | head -n 1)
-  line=$(taskset -c "$LOAD_CPU" "$BIN/loadgen" "$addr" --scenario "$scenario" --seconds "$SECS" \
+  line=$(taskset -c "$LOAD_CPU" "$BIN/loadgen" "$addr" "${tls[@]}" --scenario "$scenario" --seconds "$SECS" \
     --label "$label" --server-pid "${pid:-$SPID}") || echo "  ($label $scenario/$transport: errors or failure)" >&2
   stop_server
   if [ -n "$line" ]; then
@@ -67,8 +87,8 @@ run_one() {
 
 for _ in $(seq "$REPEAT"); do
   for scenario in $SCENARIOS; do
-    for transport in tcp unix; do
-      run_one "$scenario" wire-baseline "$transport" "$BIN/wire-baseline"
+    for transport in $TRANSPORTS; do
+      [ "$transport" = tls ] || run_one "$scenario" wire-baseline "$transport" "$BIN/wire-baseline"
       run_one "$scenario" serve_host "$transport" "$BIN/serve_host"
     done
   done

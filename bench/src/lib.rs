@@ -4,24 +4,30 @@
 
 use std::path::PathBuf;
 
-/// Where a server listens: `tcp:HOST:PORT` or `unix:PATH`.
+/// Where a server listens: `tcp:HOST:PORT`, `tls:HOST:PORT` or `unix:PATH`.
 #[derive(Debug, Clone)]
 pub enum Addr {
     /// `HOST:PORT`, as given to `TcpStream::connect`.
     Tcp(String),
+    /// `HOST:PORT` of a TLS server (loadgen only).
+    Tls(String),
     /// A unix socket path.
     Unix(PathBuf),
 }
 
 impl Addr {
-    /// Parses `tcp:HOST:PORT` or `unix:PATH`.
+    /// Parses `tcp:HOST:PORT`, `tls:HOST:PORT` or `unix:PATH`.
     pub fn parse(text: &str) -> Result<Addr, String> {
         if let Some(rest) = text.strip_prefix("tcp:") {
             Ok(Addr::Tcp(rest.to_owned()))
+        } else if let Some(rest) = text.strip_prefix("tls:") {
+            Ok(Addr::Tls(rest.to_owned()))
         } else if let Some(rest) = text.strip_prefix("unix:") {
             Ok(Addr::Unix(PathBuf::from(rest)))
         } else {
-            Err(format!("{text:?}: expected tcp:HOST:PORT or unix:PATH"))
+            Err(format!(
+                "{text:?}: expected tcp:HOST:PORT, tls:HOST:PORT or unix:PATH"
+            ))
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `json`: JSON arguments to CBOR and CBOR replies to JSON.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use ciborium::Value;
 use clap::{Parser, Subcommand};
 use futures_util::StreamExt;
 use rpc_core::builtins::describe::Description;
+use rpc_core::client::{connect_stream, ClientOptions};
 use rpc_core::wire::DESCRIBE;
 use rpc_core::wire::{encode_request, ResponseCodec, STATUS_ERROR, STATUS_OK};
 use rpc_core::{Address, CallError, Client};
@@ -44,6 +46,8 @@ Examples:
   rpc describe tcp:127.0.0.1:9099
   rpc listen tcp:127.0.0.1:9099 on_echo_fired
   RUST_LOG=debug rpc --timeout 2 call tcp:127.0.0.1:9099 version
+  rpc --ca ca.pem call tls:127.0.0.1:9443 version
+  rpc --ca ca.pem --cert me.pem --key me.key describe tls:rpc.internal:9443
 
 Replies print as JSON (RFC 8949 section 6.1): integers as integers, byte
 strings as base64url text without padding, tags as their content.
@@ -51,13 +55,39 @@ strings as base64url text without padding, tags as their content.
 Exit status: 0 done; 1 the server answered an error (its text on stderr);
 2 bad arguments or JSON, no connection, or no reply within the timeout.";
 
-/// Call, describe or listen to an rpc-core server over TCP or a unix socket.
+/// Call, describe or listen to an rpc-core server over TCP, TLS or a unix socket.
 #[derive(Parser)]
 #[command(name = "rpc", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Seconds to wait for the connection and for each reply.
     #[arg(long, global = true, default_value = "10", value_name = "SECONDS", value_parser = seconds)]
     timeout: Duration,
+    /// tls: the CA certificates (PEM) the server's certificate must chain
+    /// to; without it, the system's root certificates.
+    #[arg(long, global = true, env = "RPC_TLS_CA", value_name = "PEM")]
+    ca: Option<PathBuf>,
+    /// tls: a client certificate chain (PEM) for mutual TLS; needs --key.
+    #[arg(
+        long,
+        global = true,
+        env = "RPC_TLS_CLIENT_CERT",
+        value_name = "PEM",
+        requires = "key"
+    )]
+    cert: Option<PathBuf>,
+    /// tls: the private key (PEM) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "RPC_TLS_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "cert"
+    )]
+    key: Option<PathBuf>,
+    /// tls: the name the server's certificate must be valid for, when it is
+    /// not the address's host.
+    #[arg(long, global = true, env = "RPC_TLS_SERVER_NAME", value_name = "NAME")]
+    server_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,7 +96,7 @@ struct Cli {
 enum Command {
     /// Call METHOD with JSON arguments and print the reply as JSON.
     Call {
-        /// The server: tcp:HOST:PORT or unix:PATH.
+        /// The server: tcp:HOST:PORT, tls:HOST:PORT or unix:PATH.
         address: String,
         /// The method's name, such as `echo`.
         method: String,
@@ -76,17 +106,23 @@ enum Command {
     },
     /// List the methods with their parameters and the events, then the CDDL.
     Describe {
-        /// The server: tcp:HOST:PORT or unix:PATH.
+        /// The server: tcp:HOST:PORT, tls:HOST:PORT or unix:PATH.
         address: String,
     },
     /// Subscribe to EVENTs (every event if none is named) and print each as
     /// a JSON line until interrupted.
     Listen {
-        /// The server: tcp:HOST:PORT or unix:PATH.
+        /// The server: tcp:HOST:PORT, tls:HOST:PORT or unix:PATH.
         address: String,
         /// Event names, such as `on_echo_fired`.
         events: Vec<String>,
     },
+}
+
+/// How to reach the server: the reply timeout and the connection's options.
+struct Target {
+    timeout: Duration,
+    options: ClientOptions,
 }
 
 /// Why a command failed, and so its exit status.
@@ -115,16 +151,24 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return fail(Fatal(format!("cannot start the runtime: {e}"))),
     };
-    let timeout = cli.timeout;
+    let mut options = ClientOptions::default().connect_timeout(cli.timeout);
+    options.ca = cli.ca;
+    options.cert = cli.cert;
+    options.key = cli.key;
+    options.server_name = cli.server_name;
+    let to = Target {
+        timeout: cli.timeout,
+        options,
+    };
     let outcome = runtime.block_on(async move {
         match cli.command {
             Command::Call {
                 address,
                 method,
                 json,
-            } => call(&address, &method, &json, timeout).await,
-            Command::Describe { address } => describe(&address, timeout).await,
-            Command::Listen { address, events } => listen(&address, &events, timeout).await,
+            } => call(&address, &method, &json, &to).await,
+            Command::Describe { address } => describe(&address, &to).await,
+            Command::Listen { address, events } => listen(&address, &events, &to).await,
         }
     });
     match outcome {
@@ -157,10 +201,10 @@ fn seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-async fn call(address: &str, method: &str, json: &str, timeout: Duration) -> Result<(), Failure> {
+async fn call(address: &str, method: &str, json: &str, to: &Target) -> Result<(), Failure> {
     let payload = json::json_to_cbor(json)
         .map_err(|e| Fatal(format!("the arguments are not valid JSON: {e}")))?;
-    let client = connect(address, timeout).await?;
+    let client = connect(address, to).await?;
     let body = client
         .call_raw(method, payload)
         .await
@@ -170,8 +214,8 @@ async fn call(address: &str, method: &str, json: &str, timeout: Duration) -> Res
     print(&json::to_pretty(&reply))
 }
 
-async fn describe(address: &str, timeout: Duration) -> Result<(), Failure> {
-    let client = connect(address, timeout).await?;
+async fn describe(address: &str, to: &Target) -> Result<(), Failure> {
+    let client = connect(address, to).await?;
     let body = client
         .call_raw(DESCRIBE, vec![0xa0])
         .await
@@ -199,9 +243,10 @@ async fn describe(address: &str, timeout: Duration) -> Result<(), Failure> {
     print(&out)
 }
 
-async fn listen(address: &str, events: &[String], timeout: Duration) -> Result<(), Failure> {
+async fn listen(address: &str, events: &[String], to: &Target) -> Result<(), Failure> {
     let address: Address = address.parse().map_err(|e| Fatal(format!("{e}")))?;
-    let (read, mut write) = open(&address, timeout).await?;
+    let timeout = to.timeout;
+    let (read, mut write) = open(&address, &to.options).await?;
     let names = events.iter().map(|e| Value::Text(e.clone())).collect();
     let payload = Value::Map(vec![(Value::Text("events".into()), Value::Array(names))]);
     let mut payload_bytes = Vec::new();
@@ -261,16 +306,12 @@ async fn listen(address: &str, events: &[String], timeout: Duration) -> Result<(
     }
 }
 
-/// A pipelined client of `address`, giving up after `timeout`.
-async fn connect(address: &str, timeout: Duration) -> Result<Client, Failure> {
+/// A pipelined client of `address`, giving up after the timeout.
+async fn connect(address: &str, to: &Target) -> Result<Client, Failure> {
     let address: Address = address.parse().map_err(|e| Fatal(format!("{e}")))?;
-    match tokio::time::timeout(timeout, Client::connect_to(&address)).await {
-        Ok(Ok(client)) => Ok(client.with_timeout(timeout)),
-        Ok(Err(e)) => Err(Fatal(e.to_string())),
-        Err(_) => Err(Fatal(format!(
-            "cannot connect to {address}: no answer within {}",
-            show(timeout)
-        ))),
+    match Client::connect_to_with(&address, &to.options).await {
+        Ok(client) => Ok(client.with_timeout(to.timeout)),
+        Err(e) => Err(Fatal(e.to_string())),
     }
 }
 
@@ -278,37 +319,15 @@ type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
 type WriteHalf = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// A raw connection for `listen`, whose frames are not all replies.
-async fn open(address: &Address, timeout: Duration) -> Result<(ReadHalf, WriteHalf), Failure> {
-    match tokio::time::timeout(timeout, open_stream(address)).await {
-        Ok(Ok(halves)) => Ok(halves),
-        Ok(Err(e)) => Err(Fatal(format!("cannot connect to {address}: {e}"))),
-        Err(_) => Err(Fatal(format!(
-            "cannot connect to {address}: no answer within {}",
-            show(timeout)
-        ))),
-    }
-}
-
-async fn open_stream(address: &Address) -> std::io::Result<(ReadHalf, WriteHalf)> {
-    match address {
-        Address::Tcp { .. } => {
-            let host_port = address.host_port().unwrap_or_default();
-            let stream = tokio::net::TcpStream::connect(host_port).await?;
-            stream.set_nodelay(true)?;
-            let (read, write) = stream.into_split();
-            Ok((Box::pin(read), Box::pin(write)))
-        }
-        #[cfg(unix)]
-        Address::Unix(path) => {
-            let (read, write) = tokio::net::UnixStream::connect(path).await?.into_split();
-            Ok((Box::pin(read), Box::pin(write)))
-        }
-        #[cfg(not(unix))]
-        Address::Unix(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::Unsupported,
-            "unix sockets are not supported on this platform",
-        )),
-    }
+async fn open(
+    address: &Address,
+    options: &ClientOptions,
+) -> Result<(ReadHalf, WriteHalf), Failure> {
+    let stream = connect_stream(address, options)
+        .await
+        .map_err(|e| Fatal(e.to_string()))?;
+    let (read, write) = tokio::io::split(stream);
+    Ok((Box::pin(read), Box::pin(write)))
 }
 
 fn call_failure(method: &str, error: CallError) -> Failure {

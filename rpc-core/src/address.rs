@@ -1,4 +1,4 @@
-//! Addresses: `tcp:HOST:PORT` and `unix:PATH`.
+//! Addresses: `tcp:HOST:PORT`, `tls:HOST:PORT` and `unix:PATH`.
 
 use std::fmt;
 use std::net::{Ipv6Addr, SocketAddr};
@@ -14,6 +14,9 @@ use crate::Error;
 /// let tcp: Address = "tcp:[::1]:0".parse().unwrap();
 /// assert_eq!(tcp, Address::Tcp { host: "::1".into(), port: 0 });
 /// assert_eq!(tcp.to_string(), "tcp:[::1]:0");
+/// let tls: Address = "tls:rpc.example:9443".parse().unwrap();
+/// assert_eq!(tls, Address::Tls { host: "rpc.example".into(), port: 9443 });
+/// assert_eq!(tls.to_string(), "tls:rpc.example:9443");
 /// let unix: Address = "unix:/tmp/timer.sock".parse().unwrap();
 /// assert_eq!(unix.to_string(), "unix:/tmp/timer.sock");
 /// assert!("tcp:localhost".parse::<Address>().is_err());
@@ -23,6 +26,16 @@ pub enum Address {
     /// A TCP host (name, IPv4 or IPv6 without its brackets) and port; port 0 picks a free port.
     Tcp {
         /// Host name or IP address; an IPv6 address is stored without brackets.
+        host: String,
+        /// Port number; 0 lets the system choose when binding.
+        port: u16,
+    },
+    /// TLS over TCP: the same host and port forms as [`Address::Tcp`].
+    /// Inside TLS the framing is byte for byte that of plain TCP.
+    Tls {
+        /// Host name or IP address; an IPv6 address is stored without brackets.
+        /// A client checks the server's certificate against it (unless
+        /// told another name).
         host: String,
         /// Port number; 0 lets the system choose when binding.
         port: u16,
@@ -43,8 +56,12 @@ impl Address {
     /// `HOST:PORT` as the resolver wants it (IPv6 in brackets); `None` for unix addresses.
     pub fn host_port(&self) -> Option<String> {
         match self {
-            Address::Tcp { host, port } if host.contains(':') => Some(format!("[{host}]:{port}")),
-            Address::Tcp { host, port } => Some(format!("{host}:{port}")),
+            Address::Tcp { host, port } | Address::Tls { host, port } if host.contains(':') => {
+                Some(format!("[{host}]:{port}"))
+            }
+            Address::Tcp { host, port } | Address::Tls { host, port } => {
+                Some(format!("{host}:{port}"))
+            }
             Address::Unix(_) => None,
         }
     }
@@ -64,11 +81,21 @@ impl FromStr for Address {
             }
             return Ok(Address::Unix(PathBuf::from(path)));
         }
-        let Some(rest) = s.strip_prefix("tcp:") else {
-            return Err(invalid("expected tcp:HOST:PORT or unix:PATH"));
+        let (scheme, rest) = if let Some(rest) = s.strip_prefix("tcp:") {
+            ("tcp", rest)
+        } else if let Some(rest) = s.strip_prefix("tls:") {
+            ("tls", rest)
+        } else {
+            return Err(invalid(
+                "expected tcp:HOST:PORT, tls:HOST:PORT or unix:PATH",
+            ));
         };
         let Some((host, port)) = rest.rsplit_once(':') else {
-            return Err(invalid("expected tcp:HOST:PORT"));
+            return Err(invalid(if scheme == "tls" {
+                "expected tls:HOST:PORT"
+            } else {
+                "expected tcp:HOST:PORT"
+            }));
         };
         let port = port
             .parse::<u16>()
@@ -83,7 +110,7 @@ impl FromStr for Address {
             inner
         } else if host.contains(':') {
             return Err(invalid(
-                "an IPv6 host must be written in brackets, as in tcp:[::1]:PORT",
+                "an IPv6 host must be written in brackets, as in tcp:[::1]:PORT or tls:[::1]:PORT",
             ));
         } else {
             host
@@ -91,9 +118,11 @@ impl FromStr for Address {
         if host.is_empty() {
             return Err(invalid("the host is empty"));
         }
-        Ok(Address::Tcp {
-            host: host.to_owned(),
-            port,
+        let host = host.to_owned();
+        Ok(if scheme == "tls" {
+            Address::Tls { host, port }
+        } else {
+            Address::Tcp { host, port }
         })
     }
 }
@@ -102,6 +131,7 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Tcp { .. } => write!(f, "tcp:{}", self.host_port().unwrap_or_default()),
+            Address::Tls { .. } => write!(f, "tls:{}", self.host_port().unwrap_or_default()),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
         }
     }
@@ -133,6 +163,20 @@ mod tests {
             tcp("::1", 65535)
         );
         assert_eq!(
+            "tls:127.0.0.1:9443".parse::<Address>().unwrap(),
+            Address::Tls {
+                host: "127.0.0.1".into(),
+                port: 9443
+            }
+        );
+        assert_eq!(
+            "tls:[::1]:0".parse::<Address>().unwrap(),
+            Address::Tls {
+                host: "::1".into(),
+                port: 0
+            }
+        );
+        assert_eq!(
             "unix:/tmp/a b.sock".parse::<Address>().unwrap(),
             Address::Unix("/tmp/a b.sock".into())
         );
@@ -144,6 +188,9 @@ mod tests {
             "tcp:127.0.0.1:1",
             "tcp:[::1]:0",
             "tcp:localhost:80",
+            "tls:127.0.0.1:9443",
+            "tls:[::1]:0",
+            "tls:rpc.example:443",
             "unix:/tmp/x",
         ] {
             assert_eq!(s.parse::<Address>().unwrap().to_string(), s);
@@ -166,6 +213,13 @@ mod tests {
             "tcp:[nope]:80",
             "unix:",
             "udp:1.2.3.4:5",
+            "tls:",
+            "tls:host",
+            "tls::443",
+            "tls:host:70000",
+            "tls:::1:443",
+            "tls:[::1:443",
+            "TLS:host:443",
         ] {
             let err = bad.parse::<Address>().unwrap_err();
             assert!(matches!(err, Error::InvalidAddress { .. }), "{bad}: {err}");

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// `Result<(), rpc_core::Error>` reports a readable message.
 #[derive(thiserror::Error)]
 pub enum Error {
-    /// An address string is not `tcp:HOST:PORT` or `unix:PATH`.
+    /// An address string is not `tcp:HOST:PORT`, `tls:HOST:PORT` or `unix:PATH`.
     #[error("invalid address {address:?}: {reason}")]
     InvalidAddress {
         /// The address as given.
@@ -104,6 +104,11 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// TLS could not be set up: a certificate, key or CA file is missing,
+    /// unreadable or unusable (the text names the file), or a `tls:`
+    /// address was given no certificate.
+    #[error("{0}")]
+    Tls(String),
     /// A frame header announced more bytes than the configured limit.
     #[error("{what} of {len} bytes exceeds the frame limit of {max} bytes")]
     FrameTooLarge {

@@ -1,7 +1,7 @@
 //! # rpc-core
 //!
 //! A generic RPC runtime: async functions marked [`remote`] become callable
-//! over CBOR-framed TCP or unix sockets, by name, from any language. It knows
+//! over CBOR-framed TCP, TLS or unix sockets, by name, from any language. It knows
 //! nothing of the libraries that use it.
 //!
 //! ```text
@@ -104,6 +104,8 @@ pub mod events;
 #[doc(hidden)]
 pub mod handler;
 mod peer;
+#[cfg(any(feature = "server", feature = "client"))]
+mod pem;
 pub mod registry;
 pub mod schema;
 #[cfg(feature = "server")]

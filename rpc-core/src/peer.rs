@@ -25,8 +25,7 @@ use std::net::SocketAddr;
 /// # fn main() {}
 /// ```
 ///
-/// New kinds of peers (a TLS client's certificate identity) are new
-/// variants: match with a `_` arm.
+/// New kinds of peers are new variants: match with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Peer {
@@ -45,6 +44,18 @@ pub enum Peer {
         /// Its process id, where the platform reports it.
         pid: Option<i32>,
     },
+    /// A TLS client, by its address and, under mutual TLS, the certificate
+    /// it presented (verified against the client CA before any call runs).
+    Tls {
+        /// The client's address and port.
+        addr: SocketAddr,
+        /// The client certificate's subject (`CN=alice, O=Example`);
+        /// `None` when the client presented no certificate.
+        subject: Option<String>,
+        /// Its subject alternative names, each with its kind: `DNS:host`,
+        /// `IP:127.0.0.1`, `email:a@example.com`, `URI:spiffe://...`.
+        sans: Vec<String>,
+    },
     /// A caller the listener does not name: an in-process call through
     /// `Registry::call`, a custom listener, or credentials the system
     /// would not give.
@@ -52,10 +63,18 @@ pub enum Peer {
 }
 
 impl Peer {
-    /// The TCP address, for a TCP peer.
+    /// The TCP address, for a TCP or TLS peer.
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
-            Peer::Tcp { addr } => Some(*addr),
+            Peer::Tcp { addr } | Peer::Tls { addr, .. } => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The client certificate's subject, for a mutual-TLS peer.
+    pub fn tls_subject(&self) -> Option<&str> {
+        match self {
+            Peer::Tls { subject, .. } => subject.as_deref(),
             _ => None,
         }
     }
@@ -80,6 +99,10 @@ impl std::fmt::Display for Peer {
                     None => Ok(()),
                 }
             }
+            Peer::Tls { addr, subject, .. } => match subject {
+                Some(subject) => write!(f, "tls:{addr} ({subject})"),
+                None => write!(f, "tls:{addr}"),
+            },
             Peer::Unknown => f.write_str("an unknown peer"),
         }
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The layers, bottom first: a module may use its own layer and those below.
 const LAYERS: [&[&str]; 3] = [
-    &["address", "error", "peer", "schema", "wire"],
+    &["address", "error", "peer", "pem", "schema", "wire"],
     &["context", "events", "handler", "registry"],
     &["__private", "builtins", "cddl", "client", "server"],
 ];

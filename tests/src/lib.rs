@@ -8,7 +8,9 @@
 //!   `TIMER_SERVE_HOST`, or any host of the library), its address, its log lines;
 //! - [`Conn`]: a blocking connection with raw frame access;
 //! - [`cbor`], [`decode`], [`map`]: CBOR values for payloads and replies;
-//! - [`fuzz`]: the fuzz targets' bodies, replayed on their corpora by the tests.
+//! - [`fuzz`]: the fuzz targets' bodies, replayed on their corpora by the tests;
+//! - [`tls`]: certificates made at run time; the `contract_tls` suite (or
+//!   `TESTS_TRANSPORT=tls`) runs the TCP helpers ([`ServerProcess::tcp`], [`Conn`]) over TLS.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 pub use ciborium::Value;
 
 pub mod fuzz;
+pub mod tls;
 
 /// How long any single wait in a test may take before it fails: a guard
 /// against hangs, never a synchronisation.
@@ -144,13 +147,28 @@ impl ServerProcess {
 
     /// A server on a free TCP port of 127.0.0.1 with extra environment
     /// variables (`RPC_*` limits, or `RUST_LOG` to override the default).
+    /// Over TLS ([`ServerProcess::tls_with_env`]) where [`tls::transport_is_tls`].
     pub fn tcp_with_env(env: &[(&str, &str)]) -> Self {
+        if tls::transport_is_tls() {
+            return Self::tls_with_env(env);
+        }
         Self::start_in(&serve_host(), "tcp:127.0.0.1:0", None, env)
     }
 
-    /// A server on a free TCP port of 127.0.0.1.
+    /// A server on a free TCP port of 127.0.0.1 (over TLS with
+    /// [`tls::transport_is_tls`]).
     pub fn tcp() -> Self {
-        Self::start("tcp:127.0.0.1:0")
+        Self::tcp_with_env(&[])
+    }
+
+    /// A `tls:` server on a free port of 127.0.0.1 presenting
+    /// [`tls::shared`]'s server certificate, with extra environment variables
+    /// (which may override `RPC_TLS_CERT` and `RPC_TLS_KEY`).
+    pub fn tls_with_env(env: &[(&str, &str)]) -> Self {
+        let files = tls::shared().server_env();
+        let mut all: Vec<(&str, &str)> = files.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        all.extend_from_slice(env);
+        Self::start_in(&serve_host(), "tls:127.0.0.1:0", None, &all)
     }
 
     /// A server on a unix socket in a fresh temporary directory.
@@ -391,6 +409,7 @@ pub fn run(program: &Path, args: &[&str]) -> (ExitStatus, String, String) {
 
 enum Stream {
     Tcp(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
     #[cfg(unix)]
     Unix(UnixStream),
 }
@@ -401,15 +420,16 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects to `tcp:HOST:PORT` or `unix:PATH`, with reads and writes
-    /// bounded by [`PATIENCE`].
+    /// Connects to `tcp:HOST:PORT`, `tls:HOST:PORT` (trusting
+    /// [`tls::shared`]'s CA, no client certificate) or `unix:PATH`, with
+    /// reads and writes bounded by [`PATIENCE`].
     pub fn connect(address: &str) -> Conn {
+        if address.starts_with("tls:") {
+            return Self::connect_tls(address, tls::shared().client_config(None))
+                .expect("TLS handshake");
+        }
         let stream = if let Some(host_port) = address.strip_prefix("tcp:") {
-            let s = TcpStream::connect(host_port).expect("tcp connect");
-            s.set_nodelay(true).expect("nodelay");
-            s.set_read_timeout(Some(PATIENCE)).expect("timeout");
-            s.set_write_timeout(Some(PATIENCE)).expect("timeout");
-            Stream::Tcp(s)
+            Stream::Tcp(tcp_connect(host_port))
         } else {
             #[cfg(unix)]
             {
@@ -427,9 +447,28 @@ impl Conn {
         Conn { stream }
     }
 
+    /// Connects to `tls:HOST:PORT` with `config` and completes the
+    /// handshake, checking the certificate against HOST; the handshake's
+    /// error (a refused certificate, an alert) otherwise.
+    pub fn connect_tls(address: &str, config: Arc<rustls::ClientConfig>) -> std::io::Result<Conn> {
+        let host_port = address.strip_prefix("tls:").expect("a tls: address");
+        let (host, _) = host_port.rsplit_once(':').expect("HOST:PORT");
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).expect("server name");
+        let mut session = rustls::ClientConnection::new(config, name).expect("TLS session");
+        let mut sock = tcp_connect(host_port);
+        while session.is_handshaking() {
+            session.complete_io(&mut sock)?;
+        }
+        Ok(Conn {
+            stream: Stream::Tls(Box::new(rustls::StreamOwned::new(session, sock))),
+        })
+    }
+
     fn io(&mut self) -> &mut dyn ReadWrite {
         match &mut self.stream {
             Stream::Tcp(s) => s,
+            Stream::Tls(s) => s.as_mut(),
             #[cfg(unix)]
             Stream::Unix(s) => s,
         }
@@ -504,27 +543,80 @@ impl Conn {
             Ok(0) => {}
             Ok(_) => panic!("expected the connection to be closed, got data"),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            // TLS: the TCP connection closed without a close_notify.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::UnexpectedEof
+                    && matches!(self.stream, Stream::Tls(_)) => {}
             Err(e) => panic!("expected the connection to be closed: {e}"),
         }
     }
 
-    /// The TCP socket, for options a test needs (none for a unix socket).
+    /// Asserts the server refused or closed a TLS connection: end of
+    /// stream, a reset, or a TLS alert (a refused client certificate).
+    pub fn expect_closed_or_alert(&mut self) {
+        let mut byte = [0u8; 1];
+        match self.io().read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("expected the connection to be refused, got data"),
+            Err(e) => assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::InvalidData
+                ),
+                "expected a refusal: {e}"
+            ),
+        }
+    }
+
+    /// The DER of the server's leaf certificate, for a `tls:` connection.
+    pub fn peer_certificate(&self) -> Option<Vec<u8>> {
+        match &self.stream {
+            Stream::Tls(s) => s
+                .conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|cert| cert.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The TCP socket, for options a test needs (none for a unix socket;
+    /// the socket under TLS).
     pub fn tcp(&self) -> Option<&TcpStream> {
         match &self.stream {
             Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(&s.sock),
             #[cfg(unix)]
             Stream::Unix(_) => None,
         }
     }
 
-    /// Closes the writing half (the server sees end of stream).
+    /// Closes the writing half (the server sees end of stream; TLS sends
+    /// its close_notify first).
     pub fn shutdown_write(&mut self) {
         match &mut self.stream {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write).expect("shutdown"),
+            Stream::Tls(s) => {
+                s.conn.send_close_notify();
+                s.flush().expect("close_notify");
+                s.sock
+                    .shutdown(std::net::Shutdown::Write)
+                    .expect("shutdown");
+            }
             #[cfg(unix)]
             Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write).expect("shutdown"),
         }
     }
+}
+
+fn tcp_connect(host_port: &str) -> TcpStream {
+    let s = TcpStream::connect(host_port).expect("tcp connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    s.set_write_timeout(Some(PATIENCE)).expect("timeout");
+    s
 }
 
 trait ReadWrite: Read + Write {}

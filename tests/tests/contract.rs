@@ -1,7 +1,8 @@
 //! Every rule of `contract.md`, checked against the real `serve_host` over
 //! real sockets: the reference exchange, each method's arithmetic and error
 //! texts, bad payloads, pipelining, concurrency, framing limits, unix sockets
-//! and graceful shutdown.
+//! and graceful shutdown. `contract_tls.rs` runs this file again with every
+//! `ServerProcess::tcp()` server and its connections over TLS.
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,8 @@ fn schedule_args(name: &str, max_attempts: i64, interval: i64, jitter: Option<Va
 
 #[test]
 fn the_reference_client_over_tcp() {
-    let server = ServerProcess::tcp();
+    // Plain TCP even in contract_tls: the reference client speaks no TLS.
+    let server = ServerProcess::start("tcp:127.0.0.1:0");
     let (status, stdout, stderr) = tests::run(&tests::binary("client"), &[&server.address]);
     assert!(status.success(), "client failed: {stderr}");
     assert_eq!(

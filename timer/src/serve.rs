@@ -19,7 +19,8 @@ pub const SERVER_TIMER_NAME: &str = "ipc-server";
 /// Prints `listening on ADDRESS` (with the real port) once bound. Sets up a
 /// `tracing` subscriber driven by `RUST_LOG` unless the host installed one.
 /// The server's limits are the defaults of [`Config`], overridden by the
-/// `RPC_*` variables of [`Config::from_env`] (`RPC_MAX_CONNECTIONS=64`, say).
+/// `RPC_*` variables of [`Config::from_env`] (`RPC_MAX_CONNECTIONS=64`, say;
+/// `RPC_TLS_CERT` and `RPC_TLS_KEY` for a `tls:` address).
 pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -52,14 +53,18 @@ pub fn serve(address: &str) -> Result<(), rpc_core::Error> {
     })
 }
 
-/// Serves the library on `address` (`tcp:HOST:PORT` or `unix:PATH`) and
-/// blocks until SIGTERM or Ctrl-C stops it.
+/// Serves the library on `address` (`tcp:HOST:PORT`, `tls:HOST:PORT` or
+/// `unix:PATH`) and blocks until SIGTERM or Ctrl-C stops it. A `tls:`
+/// address takes its certificate from `RPC_TLS_CERT` and `RPC_TLS_KEY`
+/// (and mutual TLS from `RPC_TLS_CLIENT_CA`); SIGHUP re-reads them.
 ///
 /// Returns 0 after a graceful stop; 2 for a null, non-UTF-8 or malformed
 /// address (or a unix one where there are no unix sockets, or whose path
 /// holds something other than a socket: a regular file, a symbolic link, a
-/// directory) or an invalid `RPC_*` limit; 1 when serving fails (the address
-/// cannot be bound, another server listens on the unix path, say).
+/// directory), an invalid `RPC_*` limit, or a `tls:` address without a
+/// usable certificate, key or client CA file (the message names the file);
+/// 1 when serving fails (the address cannot be bound, another server listens
+/// on the unix path, say).
 /// Every failure prints one line `my_timer_serve: ...` on stderr. A panic
 /// never crosses this boundary.
 ///
@@ -97,13 +102,14 @@ pub unsafe extern "C" fn my_timer_serve(address: *const c_char) -> c_int {
 }
 
 /// 2 for what the caller got wrong before anything was bound (the address,
-/// the limits), 1 for a server that could not run.
+/// the limits, the TLS files), 1 for a server that could not run.
 fn exit_code(error: &rpc_core::Error) -> c_int {
     match error {
         rpc_core::Error::InvalidAddress { .. }
         | rpc_core::Error::UnixUnsupported(_)
         | rpc_core::Error::UnixPathTaken { .. }
-        | rpc_core::Error::InvalidConfig { .. } => 2,
+        | rpc_core::Error::InvalidConfig { .. }
+        | rpc_core::Error::Tls(_) => 2,
         _ => 1,
     }
 }

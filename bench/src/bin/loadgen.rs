@@ -63,8 +63,11 @@ enum Method {
 #[derive(Parser)]
 #[command(about = "Pipelined load for a server of the framing; prints one JSON line")]
 struct Args {
-    /// tcp:HOST:PORT (loopback only) or unix:PATH
+    /// tcp:HOST:PORT or tls:HOST:PORT (loopback only), or unix:PATH
     address: String,
+    /// tls: the CA certificate (PEM) the server's certificate chains to.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Connect once and exit 0 if the server accepts.
     #[arg(long)]
     probe: bool,
@@ -142,13 +145,19 @@ fn main() {
 
 fn run(args: Args) -> Result<i32, String> {
     let addr = Addr::parse(&args.address)?;
-    if let Addr::Tcp(hostport) = &addr {
+    if let Addr::Tcp(hostport) | Addr::Tls(hostport) = &addr {
         // A load generator must never be pointed at someone else's machine.
         let host = hostport.rsplit_once(':').map_or("", |(h, _)| h);
         if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
             return Err(format!("{hostport}: only loopback addresses are allowed"));
         }
     }
+    let tls = match (&addr, &args.ca) {
+        (Addr::Tls(_), Some(ca)) => Some(tls_connector(ca)?),
+        (Addr::Tls(_), None) => return Err("a tls: address needs --ca".to_owned()),
+        _ => None,
+    };
+    let addr = Target { addr, tls };
     let runtime = rpc_bench::runtime(args.threads).map_err(|e| e.to_string())?;
     if args.probe {
         return Ok(if runtime.block_on(connect(&addr)).is_ok() {
@@ -160,7 +169,7 @@ fn run(args: Args) -> Result<i32, String> {
     runtime.block_on(measure(args, addr))
 }
 
-async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
+async fn measure(args: Args, addr: Target) -> Result<i32, String> {
     let (method, conns, depth, bytes) = args.scenario.preset();
     let method = args.method.unwrap_or(method);
     let conns = args.conns.unwrap_or(conns).max(1);
@@ -191,6 +200,7 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
             let enabled = match &mut stream {
                 Stream::Tcp(s) => hello(s).await,
                 Stream::Unix(s) => hello(s).await,
+                Stream::Tls(s) => hello(s).await,
             };
             enabled.map_err(|e| format!("rpc.hello to {}: {e}", args.address))?;
         }
@@ -205,6 +215,7 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
             match stream {
                 Stream::Tcp(s) => drive(s, &load, &phase, end).await,
                 Stream::Unix(s) => drive(s, &load, &phase, end).await,
+                Stream::Tls(s) => drive(s, &load, &phase, end).await,
             }
         }));
     }
@@ -244,8 +255,9 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
         }
         _ => "null".to_owned(),
     };
-    let transport = match addr {
+    let transport = match addr.addr {
         Addr::Tcp(_) => "tcp",
+        Addr::Tls(_) => "tls",
         Addr::Unix(_) => "unix",
     };
     println!(
@@ -273,18 +285,57 @@ async fn measure(args: Args, addr: Addr) -> Result<i32, String> {
     )
 }
 
-/// A connected stream of either kind.
+/// A connected stream of any kind.
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
-async fn connect(addr: &Addr) -> io::Result<Stream> {
-    Ok(match addr {
+/// The address, and for tls: the connector trusting `--ca`.
+struct Target {
+    addr: Addr,
+    tls: Option<tokio_rustls::TlsConnector>,
+}
+
+/// A TLS 1.3/1.2 client (ring) trusting the CA certificates in `ca`.
+fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
+        .map_err(|e| format!("{}: {e}", ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca.display()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+async fn connect(target: &Target) -> io::Result<Stream> {
+    Ok(match &target.addr {
         Addr::Tcp(hostport) => {
             let stream = TcpStream::connect(hostport).await?;
             stream.set_nodelay(true)?;
             Stream::Tcp(stream)
+        }
+        Addr::Tls(hostport) => {
+            let stream = TcpStream::connect(hostport).await?;
+            stream.set_nodelay(true)?;
+            let host = hostport.rsplit_once(':').map_or("", |(h, _)| h);
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let connector = target.tls.as_ref().ok_or(io::ErrorKind::InvalidInput)?;
+            Stream::Tls(Box::new(connector.connect(name, stream).await?))
         }
         Addr::Unix(path) => Stream::Unix(UnixStream::connect(path).await?),
     })

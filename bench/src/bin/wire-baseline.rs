@@ -43,6 +43,10 @@ async fn serve(addr: Addr) -> io::Result<()> {
                 tokio::spawn(connection(stream));
             }
         }
+        Addr::Tls(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the baseline serves tcp: and unix: only",
+        )),
         Addr::Unix(path) => {
             // A stale socket file from an earlier run would make bind fail.
             let _ = std::fs::remove_file(&path);

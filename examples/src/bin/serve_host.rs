@@ -13,10 +13,11 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host --describe > timer.json\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n\nRUST_LOG=debug shows one line per request."
+    after_help = "Examples:\n  serve_host tcp:127.0.0.1:9099\n  serve_host --describe > timer.json\n  serve_host tcp:[::1]:0\n  serve_host unix:/tmp/timer.sock\n  RPC_TLS_CERT=cert.pem RPC_TLS_KEY=key.pem serve_host tls:127.0.0.1:9443\n\nRUST_LOG=debug shows one line per request. SIGHUP re-reads the TLS files."
 )]
 struct Args {
-    /// Where to listen: tcp:HOST:PORT (port 0 picks a free port) or unix:PATH.
+    /// Where to listen: tcp:HOST:PORT (port 0 picks a free port),
+    /// tls:HOST:PORT (needs RPC_TLS_CERT and RPC_TLS_KEY) or unix:PATH.
     #[arg(required_unless_present = "describe")]
     address: Option<String>,
     /// Print the methods, events and CDDL (the reply of `rpc.describe`) as

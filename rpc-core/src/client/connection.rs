@@ -1,5 +1,5 @@
-//! `Client`: a pipelined TCP or unix connection shared by any number of
-//! tasks (feature `client`). Its first request asks for the multiplexing
+//! `Client`: a pipelined TCP, TLS or unix connection shared by any number
+//! of tasks (feature `client`). Its first request asks for the multiplexing
 //! extension (`rpc.hello`); calls made meanwhile wait in the queue. Replies
 //! then come as calls finish, each call's timeout goes to the server as its
 //! deadline, and a call given up is cancelled there; with a server without
@@ -23,6 +23,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::tls::{connect_stream, ClientOptions, ClientStream};
 use super::{CallError, Transport};
 use crate::events::Event;
 use crate::wire::{
@@ -145,10 +146,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `tcp:HOST:PORT` or `unix:PATH`.
+    /// Connects to `tcp:HOST:PORT`, `tls:HOST:PORT` or `unix:PATH`, with
+    /// [`ClientOptions::default`] (TLS trusts the system's roots).
     pub async fn connect(address: &str) -> Result<Client, Error> {
         let address: Address = address.parse()?;
         Self::connect_to(&address).await
+    }
+
+    /// Connects to `address` with `options`: the CA, client certificate and
+    /// server name of a `tls:` address, and the connect timeout.
+    pub async fn connect_with(address: &str, options: &ClientOptions) -> Result<Client, Error> {
+        let address: Address = address.parse()?;
+        Self::connect_to_with(&address, options).await
     }
 
     /// Connects to `address`, with `TCP_NODELAY` on TCP (small requests
@@ -156,7 +165,7 @@ impl Client {
     /// server offers it. Returns once connected: the answer to `rpc.hello`
     /// arrives later, and calls wait for it.
     pub async fn connect_to(address: &Address) -> Result<Client, Error> {
-        Self::connect_with_protocol(address, Protocol::Negotiate).await
+        Self::connect_to_with(address, &ClientOptions::default()).await
     }
 
     /// Connects to `address` speaking `protocol`: [`Protocol::Base`] keeps
@@ -165,31 +174,28 @@ impl Client {
         address: &Address,
         protocol: Protocol,
     ) -> Result<Client, Error> {
-        let connect_err = |source| Error::Connect {
-            address: address.to_string(),
-            source,
-        };
-        match address {
-            Address::Tcp { .. } => {
-                let host_port = address.host_port().unwrap_or_default();
-                let stream = tokio::net::TcpStream::connect(host_port)
-                    .await
-                    .map_err(connect_err)?;
-                stream.set_nodelay(true).map_err(connect_err)?;
+        Self::connect_to_with(address, &ClientOptions::default().protocol(protocol)).await
+    }
+
+    /// [`Client::connect_to`] with `options`. A failed connection or TLS
+    /// handshake is an [`Error::Connect`] saying what was wrong.
+    pub async fn connect_to_with(
+        address: &Address,
+        options: &ClientOptions,
+    ) -> Result<Client, Error> {
+        let protocol = options.protocol;
+        Ok(match connect_stream(address, options).await? {
+            ClientStream::Tcp(stream) => {
                 let (read, write) = stream.into_split();
-                Ok(Self::from_halves(read, write, protocol))
+                Self::from_halves(read, write, protocol)
             }
             #[cfg(unix)]
-            Address::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(connect_err)?;
+            ClientStream::Unix(stream) => {
                 let (read, write) = stream.into_split();
-                Ok(Self::from_halves(read, write, protocol))
+                Self::from_halves(read, write, protocol)
             }
-            #[cfg(not(unix))]
-            Address::Unix(_) => Err(Error::UnixUnsupported(address.to_string())),
-        }
+            tls @ ClientStream::Tls(_) => Self::from_io_with_protocol(tls, protocol),
+        })
     }
 
     /// A client over any byte stream (an in-memory pipe, say), in the base

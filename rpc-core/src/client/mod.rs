@@ -7,13 +7,17 @@
 //! - [`Transport`]: "something that can make a call": a method name and a
 //!   CBOR payload in, the CBOR body of a status 0 reply out;
 //! - [`CallError`]: every way a remote call can fail;
-//! - `Client` (feature `client`): a TCP or unix connection. One writer task
+//! - `Client` (feature `client`): a TCP, TLS or unix connection. One writer task
 //!   takes requests off a queue, registers each caller in a FIFO of pending
 //!   replies and writes the frames in batches; one reader task hands each
 //!   reply to the oldest pending caller. A round trip holds no lock, so many
 //!   calls are in flight on one connection at once. Event frames (status 2,
 //!   `PROTOCOL.md`) take no place in that order: the reader hands them to
-//!   the `Subscription`s of their event.
+//!   the `Subscription`s of their event;
+//! - `tls` (feature `client`): `ClientOptions` (the CA, a client
+//!   certificate, the server name, the connect timeout) and
+//!   `connect_stream`, the connected byte stream of any address kind, a
+//!   TLS handshake failure put in words.
 //!
 //! For every `#[remote] fn echo(...)`, the macro generates a trait
 //! `EchoRemote` whose method `echo` is the typed stub, implemented for every
@@ -101,7 +105,12 @@ pub enum CallError {
 mod connection;
 
 #[cfg(feature = "client")]
+mod tls;
+
+#[cfg(feature = "client")]
 pub use connection::{Client, Protocol, Subscription, DEFAULT_TIMEOUT, SUBSCRIPTION_QUEUE};
+#[cfg(feature = "client")]
+pub use tls::{connect_stream, ClientOptions, ClientStream, DEFAULT_CONNECT_TIMEOUT};
 
 /// Encodes a stub's arguments struct as the call's payload.
 pub fn encode_args<T: serde::Serialize>(

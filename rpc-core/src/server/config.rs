@@ -2,6 +2,7 @@
 //! variables that set them, for hosts that cannot pass a `Config` (a C
 //! program calling a library's serve entry point, say).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::listener::DEFAULT_UNIX_MODE;
@@ -69,6 +70,15 @@ pub struct Config {
     /// default. Default [`DEFAULT_MAX_REPLY`] (4 MiB + 64 KiB, room for the
     /// echo of a maximum request).
     pub max_reply: usize,
+    /// The certificate chain (PEM, leaf first) a `tls:` listener presents.
+    /// Default `None`: a `tls:` address is refused at start-up without it.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of [`Config::tls_cert`]. Default `None`.
+    pub tls_key: Option<PathBuf>,
+    /// When set, the CA certificates (PEM) a `tls:` client's certificate
+    /// must chain to: mutual TLS, a client without one is refused.
+    /// Default `None`: no client certificate is asked for.
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 /// The default of [`Config::max_memory`]: 128 MiB.
@@ -90,6 +100,9 @@ impl Default for Config {
             max_memory: DEFAULT_MAX_MEMORY,
             frame_timeout: Some(Duration::from_secs(30)),
             max_reply: DEFAULT_MAX_REPLY,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
         }
     }
 }
@@ -161,6 +174,21 @@ impl Config {
         self.max_reply = bytes;
         self
     }
+    /// Sets [`Config::tls_cert`].
+    pub fn tls_cert(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_cert = Some(path.into());
+        self
+    }
+    /// Sets [`Config::tls_key`].
+    pub fn tls_key(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_key = Some(path.into());
+        self
+    }
+    /// Sets [`Config::tls_client_ca`] (mutual TLS).
+    pub fn tls_client_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_client_ca = Some(path.into());
+        self
+    }
 }
 
 /// One `RPC_*` variable: its name, the type of its value, its default and
@@ -170,20 +198,29 @@ impl Config {
 pub struct EnvVar {
     /// The variable's name, `RPC_...`.
     pub name: &'static str,
-    /// The type of its value, as a user reads it (`bytes`, `milliseconds`...).
+    /// The type of its value, as a user reads it (`bytes`, `milliseconds`,
+    /// `path`...).
     pub kind: &'static str,
-    /// The default, in the variable's own unit.
+    /// The default, in the variable's own unit (0 for a path: unset).
     pub default: u64,
     /// One line on what it bounds.
     pub meaning: &'static str,
-    /// The smallest value accepted.
-    min: u64,
-    /// The largest value accepted.
-    max: u64,
-    /// 10, or 8 for a file mode (written `0660`).
-    radix: u32,
-    /// Stores a parsed value into the config.
-    apply: fn(&mut Config, u64),
+    /// How a value is parsed and stored.
+    parse: Parse,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Parse {
+    /// A whole number in `min..=max`, written in `radix` (10, or 8 for a
+    /// file mode written `0660`).
+    Number {
+        min: u64,
+        max: u64,
+        radix: u32,
+        apply: fn(&mut Config, u64),
+    },
+    /// A file path, unset by default.
+    Path(fn(&mut Config, PathBuf)),
 }
 
 impl EnvVar {
@@ -194,9 +231,10 @@ impl EnvVar {
     }
 
     fn format(&self, n: u64) -> String {
-        match self.radix {
-            8 => format!("{n:04o}"),
-            _ => n.to_string(),
+        match self.parse {
+            Parse::Number { radix: 8, .. } => format!("{n:04o}"),
+            Parse::Number { .. } => n.to_string(),
+            Parse::Path(_) => "unset".to_owned(),
         }
     }
 }
@@ -206,136 +244,183 @@ fn size(n: u64) -> usize {
 }
 
 /// Every variable [`Config::from_env`] reads, in the order they are listed.
-pub const ENV_VARS: [EnvVar; 13] = [
+pub const ENV_VARS: [EnvVar; 16] = [
     EnvVar {
         name: "RPC_MAX_FRAME",
         kind: "bytes",
         default: DEFAULT_MAX_FRAME as u64,
         meaning: "largest request (method name plus payload); a larger header closes the connection after the replies owed",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_frame = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_frame = size(n),
+        },
     },
     EnvVar {
         name: "RPC_MAX_IN_FLIGHT",
         kind: "requests",
         default: 128,
         meaning: "requests of one connection running at once; at the bound the server stops reading from it",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_in_flight = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_in_flight = size(n),
+        },
     },
     EnvVar {
         name: "RPC_MAX_IN_FLIGHT_BYTES",
         kind: "bytes",
         default: 16 * 1024 * 1024,
         meaning: "payload bytes of one connection's running requests; at the bound the server stops reading from it (a lone larger request still runs)",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_in_flight_bytes = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_in_flight_bytes = size(n),
+        },
     },
     EnvVar {
         name: "RPC_MAX_WRITE_BACKLOG",
         kind: "bytes",
         default: 1024 * 1024,
         meaning: "unsent reply bytes of one connection; above it the server stops reading from a client that does not read",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_write_backlog = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_write_backlog = size(n),
+        },
     },
     EnvVar {
         name: "RPC_MAX_CONNECTIONS",
         kind: "connections",
         default: 16384,
         meaning: "connections served at once; more wait in the accept backlog",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_connections = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_connections = size(n),
+        },
     },
     EnvVar {
         name: "RPC_IDLE_TIMEOUT_MS",
         kind: "milliseconds",
         default: 0,
         meaning: "close a connection that sends nothing and awaits nothing after this long; 0 is never",
-        min: 0,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, ms| c.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+        parse: Parse::Number {
+            min: 0,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, ms| c.idle_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+        },
     },
     EnvVar {
         name: "RPC_DRAIN_TIMEOUT_MS",
         kind: "milliseconds",
         default: 30_000,
         meaning: "how long a shutdown (SIGTERM) waits for the replies owed",
-        min: 0,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, ms| c.drain_timeout = Duration::from_millis(ms),
+        parse: Parse::Number {
+            min: 0,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, ms| c.drain_timeout = Duration::from_millis(ms),
+        },
     },
     EnvVar {
         name: "RPC_MAX_EVENT_QUEUE",
         kind: "events",
         default: events::DEFAULT_REMOTE_QUEUE as u64,
         meaning: "events waiting for one subscribed connection; beyond it they are dropped for that connection and counted",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_event_queue = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_event_queue = size(n),
+        },
+    },
+    EnvVar {
+        name: "RPC_TLS_CERT",
+        kind: "path",
+        default: 0,
+        meaning: "PEM certificate chain a tls: address presents (needed for tls:); SIGHUP re-reads the TLS files",
+        parse: Parse::Path(|c, p| c.tls_cert = Some(p)),
+    },
+    EnvVar {
+        name: "RPC_TLS_KEY",
+        kind: "path",
+        default: 0,
+        meaning: "PEM private key of RPC_TLS_CERT",
+        parse: Parse::Path(|c, p| c.tls_key = Some(p)),
+    },
+    EnvVar {
+        name: "RPC_TLS_CLIENT_CA",
+        kind: "path",
+        default: 0,
+        meaning: "PEM CA certificates; when set, a tls: client must present a certificate chained to them (mutual TLS)",
+        parse: Parse::Path(|c, p| c.tls_client_ca = Some(p)),
     },
     EnvVar {
         name: "RPC_UNIX_MODE",
         kind: "octal mode",
         default: DEFAULT_UNIX_MODE as u64,
         meaning: "permission bits of a unix socket file (created owner-only whatever the umask, then set to this); 0660 lets the group connect",
-        min: 0,
-        max: 0o777,
-        radix: 8,
-        apply: |c, mode| c.unix_mode = mode as u32,
+        parse: Parse::Number {
+            min: 0,
+            max: 0o777,
+            radix: 8,
+            apply: |c, mode| c.unix_mode = mode as u32,
+        },
     },
     EnvVar {
         name: "RPC_MAX_EVENT_QUEUE_BYTES",
         kind: "bytes",
         default: events::DEFAULT_REMOTE_QUEUE_BYTES as u64,
         meaning: "envelope bytes of the events waiting for one subscribed connection; what does not fit is dropped and counted (an empty queue takes any event up to RPC_MAX_REPLY)",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_event_queue_bytes = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_event_queue_bytes = size(n),
+        },
     },
     EnvVar {
         name: "RPC_MAX_MEMORY",
         kind: "bytes",
         default: DEFAULT_MAX_MEMORY as u64,
         meaning: "one budget for the whole server: running calls' payloads, unsent replies, queued events and partial frames of every connection; at it the server stops reading from the connections holding more than 64 KiB until usage falls (nothing fails, it waits)",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_memory = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_memory = size(n),
+        },
     },
     EnvVar {
         name: "RPC_FRAME_TIMEOUT_MS",
         kind: "milliseconds",
         default: 30_000,
         meaning: "close a connection whose partial frame has received no byte for this long (slow-loris); 0 is never",
-        min: 0,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, ms| c.frame_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+        parse: Parse::Number {
+            min: 0,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, ms| c.frame_timeout = (ms > 0).then(|| Duration::from_millis(ms)),
+        },
     },
     EnvVar {
         name: "RPC_MAX_REPLY",
         kind: "bytes",
         default: DEFAULT_MAX_REPLY as u64,
         meaning: "largest reply or event body sent (what the clients accept by default); a larger reply becomes status 1, a larger event is dropped and counted",
-        min: 1,
-        max: u64::MAX,
-        radix: 10,
-        apply: |c, n| c.max_reply = size(n),
+        parse: Parse::Number {
+            min: 1,
+            max: u64::MAX,
+            radix: 10,
+            apply: |c, n| c.max_reply = size(n),
+        },
     },
 ];
 
@@ -359,7 +444,7 @@ pub fn env_markdown() -> String {
 /// prints it.
 pub fn env_help() -> String {
     let width = ENV_VARS.iter().map(|v| v.name.len()).max().unwrap_or(0);
-    let mut out = String::from("Limits (environment variables; type, default):\n");
+    let mut out = String::from("Limits and TLS files (environment variables; type, default):\n");
     for var in &ENV_VARS {
         out.push_str(&format!(
             "  {:width$}  {} ({}, default {})\n",
@@ -405,21 +490,36 @@ impl Config {
                 value: value.clone(),
                 reason,
             };
-            let n = match spec.radix {
-                8 => u64::from_str_radix(value.trim(), 8)
-                    .map_err(|_| invalid("expected an octal mode such as 0660"))?,
-                _ => value
-                    .trim()
-                    .parse()
-                    .map_err(|_| invalid("expected a whole number"))?,
-            };
-            if n < spec.min {
-                return Err(invalid("must be at least 1"));
+            match spec.parse {
+                Parse::Number {
+                    min,
+                    max,
+                    radix,
+                    apply,
+                } => {
+                    let n = match radix {
+                        8 => u64::from_str_radix(value.trim(), 8)
+                            .map_err(|_| invalid("expected an octal mode such as 0660"))?,
+                        _ => value
+                            .trim()
+                            .parse()
+                            .map_err(|_| invalid("expected a whole number"))?,
+                    };
+                    if n < min {
+                        return Err(invalid("must be at least 1"));
+                    }
+                    if n > max {
+                        return Err(invalid("must be at most 0777"));
+                    }
+                    apply(&mut config, n);
+                }
+                Parse::Path(apply) => {
+                    if value.is_empty() {
+                        return Err(invalid("expected a file path"));
+                    }
+                    apply(&mut config, PathBuf::from(value));
+                }
             }
-            if n > spec.max {
-                return Err(invalid("must be at most 0777"));
-            }
-            (spec.apply)(&mut config, n);
         }
         Ok(config)
     }
@@ -477,6 +577,16 @@ mod tests {
         assert_eq!(config.max_memory, 1 << 20);
         assert_eq!(config.frame_timeout, Some(Duration::from_millis(250)));
         assert_eq!(config.max_reply, 2048);
+        let tls = with(&[
+            ("RPC_TLS_CERT", "/etc/rpc/cert.pem"),
+            ("RPC_TLS_KEY", "/etc/rpc/key.pem"),
+            ("RPC_TLS_CLIENT_CA", "/etc/rpc/ca.pem"),
+        ])
+        .unwrap();
+        assert_eq!(tls.tls_cert, Some("/etc/rpc/cert.pem".into()));
+        assert_eq!(tls.tls_key, Some("/etc/rpc/key.pem".into()));
+        assert_eq!(tls.tls_client_ca, Some("/etc/rpc/ca.pem".into()));
+        assert!(with(&[("RPC_TLS_CERT", "")]).is_err());
         let off = with(&[("RPC_IDLE_TIMEOUT_MS", "0")]).unwrap();
         assert_eq!(off.idle_timeout, None);
         let off = with(&[("RPC_FRAME_TIMEOUT_MS", "0")]).unwrap();
@@ -487,6 +597,7 @@ mod tests {
     fn the_table_defaults_are_the_config_defaults() {
         let defaults: Vec<(&str, String)> = ENV_VARS
             .iter()
+            .filter(|v| matches!(v.parse, Parse::Number { .. }))
             .map(|v| (v.name, v.default_text()))
             .collect();
         let from_table = Config::from_vars(|name| {
@@ -502,7 +613,10 @@ mod tests {
         );
         // Every variable sets something: a value unlike its default shows.
         for var in &ENV_VARS {
-            let other = var.format(var.default + 7);
+            let other = match var.parse {
+                Parse::Number { .. } => var.format(var.default + 7),
+                Parse::Path(_) => "/some/file.pem".to_owned(),
+            };
             let set = with(&[(var.name, &other)]).unwrap();
             assert_ne!(
                 format!("{set:?}"),

@@ -23,7 +23,7 @@ use super::buffers as read_buffers;
 use super::in_flight::{InFlight, State};
 use super::mux::Multiplexed;
 use super::rate_limit::{self, PROTOCOL_ERRORS};
-use super::Shared;
+use super::{Listener, Shared};
 use crate::builtins;
 use crate::builtins::multiplex;
 use crate::events::{QueueLimits, Subscriber};
@@ -130,8 +130,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
         }
     }
 
-    pub(super) async fn run(mut self) {
+    /// Serves the connection once its listener has readied it (a TLS
+    /// handshake, in this task so that it holds up no other connection).
+    pub(super) async fn serve<L: Listener<Io = IO>>(mut self) {
         debug!(conn = self.id, "connection opened");
+        // Unique here: the connection has not run a call yet.
+        if let Some(peer) = Arc::get_mut(&mut self.peer) {
+            if let Err(e) = L::establish(&mut self.io, peer).await {
+                debug!(conn = self.id, error = %e, "connection failed");
+                return;
+            }
+        }
+        self.run_opened().await;
+    }
+
+    #[cfg(test)]
+    pub(super) async fn run(self) {
+        debug!(conn = self.id, "connection opened");
+        self.run_opened().await;
+    }
+
+    async fn run_opened(mut self) {
         match poll_fn(|cx| self.poll_run(cx)).await {
             Ok(()) => debug!(conn = self.id, "connection closed"),
             Err(e) => debug!(conn = self.id, error = %e, "connection failed"),

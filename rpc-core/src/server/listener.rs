@@ -4,16 +4,18 @@
 //! itself, and the local address. It is implemented for TCP (with
 //! `TCP_NODELAY`) and unix sockets ([`UnixSocketListener`] creates its
 //! socket file owner-only, replaces only a stale socket, and removes its own
-//! file on drop); [`Bound`] binds either kind from an [`Address`].
+//! file on drop); [`Bound`] binds any kind from an [`Address`].
 //!
-//! TLS plugs in here next: a listener wrapping another, whose `Io` is the
-//! TLS stream, so that `Connection` and the accept loop stay as they are.
+//! A `tls:` address is a TCP listener whose [`Stream`] is a
+//! [`TlsStream`]: the handshake runs lazily in the connection's task (see
+//! the `tls` module), so `Connection` and the accept loop stay as they are.
 
 use std::future::Future;
 use std::io;
 #[cfg(unix)]
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, error};
 
+use super::tls::{self, TlsFiles, TlsIdentity, TlsState, TlsStream};
 use super::Config;
 use crate::{Address, Error, Peer};
 
@@ -51,6 +54,19 @@ pub trait Listener: Send + 'static {
     fn peer(&self, io: &Self::Io, addr: &Self::Addr) -> Peer {
         let _ = (io, addr);
         Peer::Unknown
+    }
+
+    /// Readies an accepted connection in its own task, before its first
+    /// request is read, and completes its peer: a TLS listener finishes the
+    /// handshake here and adds the client certificate's identity. An error
+    /// drops the connection (the listener has logged why). The default
+    /// does nothing.
+    fn establish<'a>(
+        io: &'a mut Self::Io,
+        peer: &'a mut Peer,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        let _ = (io, peer);
+        std::future::ready(Ok(()))
     }
 }
 
@@ -349,10 +365,11 @@ impl Drop for UnixSocketListener {
     }
 }
 
-/// A listener bound from an [`Address`]: TCP or unix, chosen at run time.
+/// A listener bound from an [`Address`]: TCP, TLS or unix, chosen at run time.
 ///
 /// Its [`Listener::Addr`] is an [`Address`]; a unix peer, which has no
-/// name, is reported as the listener's own path.
+/// name, is reported as the listener's own path. A TLS listener re-reads
+/// its certificate files on SIGHUP (unix) or [`Bound::reload_tls`].
 #[derive(Debug)]
 pub struct Bound {
     inner: BoundInner,
@@ -362,48 +379,57 @@ pub struct Bound {
 #[derive(Debug)]
 enum BoundInner {
     Tcp(TcpListener),
+    Tls(TcpListener, TlsListening),
     #[cfg(unix)]
     Unix(UnixSocketListener),
 }
 
+/// The TLS config of a `tls:` listener and its SIGHUP task, stopped on drop.
+#[derive(Debug)]
+struct TlsListening {
+    state: Arc<TlsState>,
+    reloader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TlsListening {
+    fn drop(&mut self) {
+        self.reloader.abort();
+    }
+}
+
 impl Bound {
-    /// Binds `address` with the default [`Config`]. TCP port 0 picks a free
-    /// port; a unix socket is made as [`UnixSocketListener::bind_with_mode`]
-    /// says (only a stale socket at the path is replaced).
+    /// Binds `address` with the default [`Config`] (so a `tls:` address,
+    /// which needs a certificate, fails: see [`Bound::bind_with`]). TCP port
+    /// 0 picks a free port; a unix socket is made as
+    /// [`UnixSocketListener::bind_with_mode`] says (only a stale socket at
+    /// the path is replaced).
     pub async fn bind(address: &Address) -> Result<Self, Error> {
         Self::bind_with(address, &Config::default()).await
     }
 
-    /// [`Bound::bind`] with the settings of `config` that concern binding:
-    /// [`Config::unix_mode`].
+    /// Binds `address` with the settings of `config` that concern binding:
+    /// [`Config::unix_mode`] for a unix socket; for a `tls:` address its
+    /// certificate, key and client CA ([`Config::tls_cert`]...), all read
+    /// before binding, so a missing file fails here, naming it. Must be
+    /// called within a tokio runtime (a TLS listener installs its SIGHUP
+    /// handler).
     pub async fn bind_with(address: &Address, config: &Config) -> Result<Self, Error> {
-        let bind_err = |source| Error::Bind {
-            address: address.to_string(),
-            source,
-        };
         match address {
             Address::Tcp { .. } => {
-                let host_port = address.host_port().unwrap_or_default();
-                let mut last =
-                    io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
-                for addr in tokio::net::lookup_host(&host_port)
-                    .await
-                    .map_err(bind_err)?
-                {
-                    match bind_tcp(addr) {
-                        Ok(listener) => {
-                            let local = Address::from_socket_addr(
-                                TcpListener::local_addr(&listener).map_err(bind_err)?,
-                            );
-                            return Ok(Bound {
-                                inner: BoundInner::Tcp(listener),
-                                local,
-                            });
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                Err(bind_err(last))
+                let (listener, local) = bind_tcp_address(address).await?;
+                Ok(Bound {
+                    inner: BoundInner::Tcp(listener),
+                    local: Address::from_socket_addr(local),
+                })
+            }
+            Address::Tls { .. } => {
+                let state = TlsState::new(TlsFiles::from_config(config, &address.to_string())?)?;
+                let (listener, local) = bind_tcp_address(address).await?;
+                let reloader = tls::reload_on_sighup(&state)?;
+                Ok(Bound {
+                    inner: BoundInner::Tls(listener, TlsListening { state, reloader }),
+                    local: tls_address(local),
+                })
             }
             #[cfg(unix)]
             Address::Unix(path) => Ok(Bound {
@@ -425,6 +451,46 @@ impl Bound {
     pub fn local_address(&self) -> &Address {
         &self.local
     }
+
+    /// Re-reads a TLS listener's certificate files, as SIGHUP does: new
+    /// handshakes use them, open connections keep theirs. On failure the
+    /// config in force stays. A TCP or unix listener has nothing to reload.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        match &self.inner {
+            BoundInner::Tls(_, tls) => tls.state.reload(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Binds the first address `address` (tcp: or tls:) resolves to.
+async fn bind_tcp_address(address: &Address) -> Result<(TcpListener, std::net::SocketAddr), Error> {
+    let bind_err = |source| Error::Bind {
+        address: address.to_string(),
+        source,
+    };
+    let host_port = address.host_port().unwrap_or_default();
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address");
+    for addr in tokio::net::lookup_host(&host_port)
+        .await
+        .map_err(bind_err)?
+    {
+        match bind_tcp(addr) {
+            Ok(listener) => {
+                let local = TcpListener::local_addr(&listener).map_err(bind_err)?;
+                return Ok((listener, local));
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(bind_err(last))
+}
+
+fn tls_address(addr: std::net::SocketAddr) -> Address {
+    Address::Tls {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    }
 }
 
 impl Listener for Bound {
@@ -436,6 +502,12 @@ impl Listener for Bound {
             BoundInner::Tcp(listener) => {
                 let (stream, peer) = Listener::accept(listener).await;
                 (Stream::Tcp(stream), Address::from_socket_addr(peer))
+            }
+            BoundInner::Tls(listener, tls) => {
+                // No I/O here: the handshake runs in the connection's task.
+                let (stream, peer) = Listener::accept(listener).await;
+                let stream = tls.state.accept(stream, peer);
+                (Stream::Tls(Box::new(stream)), tls_address(peer))
             }
             #[cfg(unix)]
             BoundInner::Unix(listener) => {
@@ -455,9 +527,24 @@ impl Listener for Bound {
                 Ok(addr) => Peer::Tcp { addr },
                 Err(_) => Peer::Unknown,
             },
+            Stream::Tls(stream) => Peer::Tls {
+                addr: stream.peer_addr(),
+                subject: None,
+                sans: Vec::new(),
+            },
             #[cfg(unix)]
             Stream::Unix(stream) => unix_peer(stream),
         }
+    }
+
+    async fn establish(io: &mut Stream, peer: &mut Peer) -> io::Result<()> {
+        let Stream::Tls(_) = io else { return Ok(()) };
+        io.handshake().await?;
+        if let (Peer::Tls { subject, sans, .. }, Some(identity)) = (peer, io.tls_identity()) {
+            *subject = Some(identity.subject.clone());
+            sans.clone_from(&identity.sans);
+        }
+        Ok(())
     }
 }
 
@@ -474,14 +561,38 @@ fn bind_tcp(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// A connection accepted by [`Bound`], TCP or unix.
+/// A connection accepted by [`Bound`], TCP, TLS or unix.
 #[derive(Debug)]
 pub enum Stream {
     /// A TCP connection.
     Tcp(TcpStream),
+    /// A TLS connection (boxed: its state is large), whose handshake runs
+    /// on first use or [`Stream::handshake`].
+    Tls(Box<TlsStream>),
     /// A unix socket connection.
     #[cfg(unix)]
     Unix(UnixStream),
+}
+
+impl Stream {
+    /// The certificate identity of a mutual-TLS client, once the handshake
+    /// is done ([`Stream::handshake`], or the first read); `None` for TCP
+    /// and unix, and for a TLS client that presented no certificate.
+    pub fn tls_identity(&self) -> Option<&TlsIdentity> {
+        match self {
+            Stream::Tls(tls) => tls.identity(),
+            _ => None,
+        }
+    }
+
+    /// Completes a TLS handshake (within its 10 s deadline) so that
+    /// [`Stream::tls_identity`] is known; nothing to do for TCP and unix.
+    pub async fn handshake(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tls(tls) => tls.handshake().await,
+            _ => Ok(()),
+        }
+    }
 }
 
 impl AsyncRead for Stream {
@@ -492,6 +603,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
@@ -506,6 +618,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
@@ -514,6 +627,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
@@ -522,6 +636,7 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }

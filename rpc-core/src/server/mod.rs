@@ -1,12 +1,13 @@
-//! The socket server: one accept loop for TCP and unix sockets, one task per
+//! The socket server: one accept loop for TCP, TLS and unix sockets, one task per
 //! connection, handlers of a connection running concurrently with replies
 //! written in request order, and a graceful drain on shutdown.
 //!
 //! # Layout
 //!
 //! - `listener`: the [`Listener`] trait, implemented for TCP and unix
-//!   sockets, and [`Bound`], either kind bound from an [`Address`]; TLS
-//!   plugs in there next;
+//!   sockets, and [`Bound`], TCP, TLS or unix bound from an [`Address`];
+//! - `tls`: the TLS config of `tls:` listeners (PEM files, SIGHUP reload),
+//!   the lazily handshaking [`TlsStream`] and the client's [`TlsIdentity`];
 //! - [`Server`] owns the registry, the context and the [`Config`], and runs
 //!   the accept loop until its shutdown future resolves;
 //! - `connection` (private): the per-connection state machine: read and
@@ -48,12 +49,14 @@ pub mod listener;
 mod mux;
 mod rate_limit;
 pub mod shutdown;
+pub mod tls;
 
 pub use config::{env_help, env_markdown, Config, EnvVar, DEFAULT_MAX_MEMORY, ENV_VARS};
 #[cfg(unix)]
 pub use listener::UnixSocketListener;
 pub use listener::{Bound, Listener, Stream, DEFAULT_UNIX_MODE};
 pub use shutdown::shutdown_signal;
+pub use tls::{TlsIdentity, TlsStream};
 
 use connection::Connection;
 
@@ -186,7 +189,7 @@ impl Server {
                     let Ok(permit) = permit else { break };
                     let conn = Connection::new(stream, peer, Arc::clone(&shared), stop.clone());
                     connections.spawn(async move {
-                        conn.run().await;
+                        conn.serve::<L>().await;
                         drop(permit);
                     });
                     peak = peak.max(connections.len());
